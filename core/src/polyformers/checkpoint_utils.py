@@ -1,0 +1,119 @@
+"""Framework-neutral checkpoint plumbing: file names, shard indexes, shard planning.
+
+The tensors themselves are read and written by each framework's model base class; what a
+checkpoint *directory* looks like (which files, in which order of preference, how shards are
+indexed) is decided here, once, for every framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Iterable
+
+from .errors import CheckpointError
+from .hub import resolve_file
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+WEIGHTS_NAME = "pytorch_model.bin"
+WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+TF2_WEIGHTS_NAME = "tf_model.h5"
+TF2_WEIGHTS_INDEX_NAME = "tf_model.h5.index.json"
+FLAX_WEIGHTS_NAME = "flax_model.msgpack"
+FLAX_WEIGHTS_INDEX_NAME = "flax_model.msgpack.index.json"
+
+DEFAULT_MAX_SHARD_SIZE = "5GB"
+
+
+def parse_size(size: int | str) -> int:
+    """``"5GB"`` -> 5_000_000_000, ``"10MiB"`` -> 10_485_760; ints pass through."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?)B?\s*", str(size).upper())
+    if not match:
+        raise ValueError(f"max_shard_size must be an int of bytes or a string like '5GB' or '500MiB', got {size!r}.")
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** " KMGT".index(unit or " "))
+
+
+def plan_shards(sizes: Iterable[tuple[str, int]], max_shard_size: int | str) -> list[list[str]]:
+    """Group tensor names (in order) into shards of at most ``max_shard_size`` bytes each.
+
+    A tensor larger than the limit gets a shard of its own, as in Transformers.
+    """
+    limit = parse_size(max_shard_size)
+    shards: list[list[str]] = [[]]
+    current = 0
+    for name, size in sizes:
+        if shards[-1] and current + size > limit:
+            shards.append([])
+            current = 0
+        shards[-1].append(name)
+        current += size
+    return shards
+
+
+def shard_file_names(weights_name: str, num_shards: int) -> list[str]:
+    """``model.safetensors`` with 3 shards -> ``model-00001-of-00003.safetensors``, ..."""
+    if num_shards == 1:
+        return [weights_name]
+    stem, ext = weights_name.split(".", 1)
+    return [f"{stem}-{i:05d}-of-{num_shards:05d}.{ext}" for i in range(1, num_shards + 1)]
+
+
+def is_stale_weights_file(filename: str, weights_name: str, keep: set[str]) -> bool:
+    """True for a weights file (single or shard) of ``weights_name``'s kind not in ``keep``."""
+    stem, ext = weights_name.split(".", 1)
+    pattern = rf"{re.escape(stem)}(-\d{{5}}-of-\d{{5}})?\.{re.escape(ext)}"
+    return filename not in keep and re.fullmatch(pattern, filename) is not None
+
+
+def read_index(index_file: str) -> dict[str, str]:
+    """The ``weight_map`` (tensor name -> shard file name) of a shard index, validated."""
+    try:
+        with open(index_file, encoding="utf-8") as f:
+            index = json.load(f)
+        weight_map = index["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"The shard index {index_file!r} is unreadable ({type(exc).__name__}: {exc}); it must be "
+            f"JSON with a 'weight_map' object. Re-save the checkpoint."
+        ) from exc
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"The shard index {index_file!r} has a malformed 'weight_map'; re-save the checkpoint.")
+    return weight_map
+
+
+def index_json(weight_map: dict[str, str], total_size: int) -> str:
+    return json.dumps({"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}, indent=2, sort_keys=True) + "\n"
+
+
+def resolve_weights(
+    path_or_repo_id: str | os.PathLike, candidates: list[tuple[str, str]], **hub_kwargs: Any
+) -> tuple[str, list[str]] | None:
+    """Find the first available weights among ``candidates`` (``(single_file, index_file)`` pairs).
+
+    Returns ``(format_file_name, local_paths)``: one path for a single file, every shard's path for
+    an index (all resolved, so a missing shard is reported now, by name). ``None`` if none exist.
+    """
+    for single, index in candidates:
+        found = resolve_file(path_or_repo_id, single, **hub_kwargs)
+        if found is not None:
+            return single, [found]
+        index_file = resolve_file(path_or_repo_id, index, **hub_kwargs)
+        if index_file is not None:
+            shard_names = sorted(set(read_index(index_file).values()))
+            paths = []
+            for shard in shard_names:
+                shard_path = resolve_file(path_or_repo_id, shard, **hub_kwargs)
+                if shard_path is None:
+                    raise CheckpointError(
+                        f"The shard index {index_file!r} lists {shard!r}, which is missing. Copy "
+                        f"every shard next to the index, or re-save the checkpoint."
+                    )
+                paths.append(shard_path)
+            return index, [index_file, *paths]
+    return None

@@ -1,0 +1,427 @@
+"""Plugin discovery and activation: the microkernel's loader.
+
+Discovery reads entry-point metadata only, so it imports no plugin code:
+
+- ``polyformers.plugins``: ``<plugin name> = <hook module>``, the module implementing the hooks of
+  :mod:`polyformers.hookspecs`;
+- ``polyformers.model_types``: ``<model_type> = <hook module>``, the model types it provides;
+- ``polyformers.classes``: ``<ClassName> = <hook module>``, the public classes it provides (so
+  ``polyformers.BertModel`` finds its plugin without importing any).
+
+A plugin is activated (its hook module imported, its API version checked, its hooks called) the
+first time one of its model types or class names is used. A plugin that fails, in any way, is
+marked failed; only its own model types are affected, and using them raises the recorded error.
+
+When two distributions claim one model type, using it raises :class:`ModelTypeConflictError`
+until one is chosen, by :func:`prefer` or by the environment variable ``POLYFORMERS_PREFER``
+(``"bert=polyformers-bert,detr=my-detr"``). Install order never decides.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import (
+    ModelTypeConflictError,
+    PluginAPIVersionError,
+    PluginLoadError,
+    PluginNotInstalledError,
+    RegistrationError,
+)
+from .registry import (
+    DEFAULT_EXTRAS,
+    FRAMEWORKS,
+    MANUAL_SOURCE,
+    PROCESSOR_KINDS,
+    REGISTRY,
+    TASKS,
+    Entry,
+    check_dotted_path,
+)
+
+PLUGIN_API_VERSION = 1
+"""The plugin API this core speaks. A plugin sets ``POLYFORMERS_PLUGIN_API`` in its hook module."""
+SUPPORTED_PLUGIN_APIS = range(1, 2)
+"""Plugin API versions this core accepts (``min <= v < max``)."""
+
+GROUP_PLUGINS = "polyformers.plugins"
+GROUP_MODEL_TYPES = "polyformers.model_types"
+GROUP_CLASSES = "polyformers.classes"
+PREFER_ENV = "POLYFORMERS_PREFER"
+
+# Families polyformers ships (or will ship) as plugins: used to tell users what to install.
+KNOWN_FAMILIES: dict[str, tuple[str, str]] = {
+    # model_type: (distribution, class-name stem)
+    "bert": ("polyformers-bert", "Bert"),
+    "wav2vec2": ("polyformers-wav2vec2", "Wav2Vec2"),
+    "detr": ("polyformers-detr", "Detr"),
+}
+
+
+@dataclass
+class PluginInfo:
+    """An installed plugin, as :func:`list_plugins` reports it."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    model_types: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    frameworks: list[str] = field(default_factory=list)
+    extras: dict[str, str] = field(default_factory=dict)
+    status: str = "inactive"  # inactive | active | failed
+    error: PluginLoadError | None = None
+
+    def __str__(self) -> str:
+        line = f"{self.distribution} {self.version} ({self.name}): {self.status}; model types {', '.join(self.model_types) or '-'}"
+        if self.frameworks:
+            line += f"; frameworks {', '.join(self.frameworks)}"
+        if self.error is not None:
+            line += f"; error: {str(self.error).splitlines()[0]}"
+        return line
+
+
+_lock = threading.RLock()
+_plugins: dict[str, PluginInfo] | None = None  # by distribution name (normalised)
+_preferences: dict[str, str] = {}
+_pm = None  # the pluggy PluginManager, created on first activation
+
+
+def _norm(dist_name: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def _discover() -> dict[str, PluginInfo]:
+    global _plugins
+    with _lock:
+        if _plugins is not None:
+            return _plugins
+        found: dict[str, PluginInfo] = {}
+        by_module: dict[tuple[str, str], PluginInfo] = {}
+        for ep in importlib.metadata.entry_points(group=GROUP_PLUGINS):
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else f"<unpackaged {ep.value}>"
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist_name,
+                version=dist.version if dist is not None else "?",
+            )
+            found[_norm(dist_name)] = info
+            by_module[(_norm(dist_name), ep.value)] = info
+        for group, attr in ((GROUP_MODEL_TYPES, "model_types"), (GROUP_CLASSES, "classes")):
+            for ep in importlib.metadata.entry_points(group=group):
+                dist_name = ep.dist.metadata["Name"] if ep.dist is not None else ""
+                info = by_module.get((_norm(dist_name), ep.value))
+                if info is not None and ep.name not in getattr(info, attr):
+                    getattr(info, attr).append(ep.name)
+        _plugins = found
+        return found
+
+
+def refresh() -> None:
+    """Forget discovered plugins and their registrations, and scan entry points again.
+
+    Manual ``register()`` calls and :func:`prefer` choices are kept.
+    """
+    global _plugins, _pm
+    with _lock:
+        for info in (_plugins or {}).values():
+            REGISTRY.clear_source(info.distribution)
+        _plugins = None
+        _pm = None
+
+
+def list_plugins(activate: bool = False) -> list[PluginInfo]:
+    """Every installed plugin with its version, model types, frameworks, status and load error.
+
+    With ``activate=True`` each plugin is activated first, so that frameworks and load errors are
+    known; otherwise inactive plugins report what their metadata says.
+    """
+    plugins = list(_discover().values())
+    if activate:
+        for info in plugins:
+            _activate(info)
+    return sorted(plugins, key=lambda p: p.distribution)
+
+
+def prefer(model_type: str, distribution: str) -> None:
+    """Choose which distribution serves ``model_type`` when several claim it."""
+    _preferences[model_type] = _norm(distribution)
+
+
+def _preference(model_type: str) -> str | None:
+    if model_type in _preferences:
+        return _preferences[model_type]
+    for item in os.environ.get(PREFER_ENV, "").split(","):
+        mt, sep, dist = item.partition("=")
+        if sep and mt.strip() == model_type:
+            return _norm(dist.strip())
+    return None
+
+
+def _claimants(model_type: str) -> list[PluginInfo]:
+    return [p for p in _discover().values() if model_type in p.model_types]
+
+
+def is_claimed(model_type: str) -> bool:
+    return bool(_claimants(model_type))
+
+
+def owner(model_type: str) -> PluginInfo | None:
+    """The plugin serving ``model_type``: its only claimant, or the preferred one.
+
+    Raises:
+        ModelTypeConflictError: several distributions claim it and none was preferred.
+    """
+    claimants = _claimants(model_type)
+    if len(claimants) <= 1:
+        return claimants[0] if claimants else None
+    names = " and ".join(f"{p.distribution} {p.version}" for p in claimants)
+    chosen = _preference(model_type)
+    if chosen is None:
+        raise ModelTypeConflictError(
+            f"model_type {model_type!r} is provided by {names}. Choose one: call "
+            f"polyformers.plugins.prefer({model_type!r}, {claimants[0].distribution!r}), or set "
+            f"{PREFER_ENV}={model_type}={claimants[0].distribution}; or uninstall one of them."
+        )
+    for p in claimants:
+        if _norm(p.distribution) == chosen:
+            return p
+    raise ModelTypeConflictError(
+        f"The preferred distribution {chosen!r} for model_type {model_type!r} does not provide "
+        f"it; installed providers: {names}."
+    )
+
+
+def owner_distribution(model_type: str) -> str | None:
+    info = owner(model_type)
+    return info.distribution if info is not None else None
+
+
+def ensure_model_type(model_type: str) -> None:
+    """Activate the plugin owning ``model_type``; raise if none can serve it."""
+    info = owner(model_type)
+    if info is not None:
+        _activate(info)
+        if info.status == "failed" and not _has_manual(model_type):
+            raise info.error
+        return
+    if not _has_manual(model_type):
+        raise PluginNotInstalledError(f"No installed plugin provides model_type {model_type!r}. {install_hint(model_type)}")
+
+
+def _has_manual(model_type: str) -> bool:
+    tables = (REGISTRY.configs, REGISTRY.tokenizers)
+    return any(MANUAL_SOURCE in t.get(model_type, {}) for t in tables) or any(
+        MANUAL_SOURCE in by_source for key, by_source in REGISTRY.models.items() if key[0] == model_type
+    )
+
+
+def install_hint(model_type: str) -> str:
+    installed = sorted({mt for p in _discover().values() for mt in p.model_types} | REGISTRY.model_types())
+    if model_type in KNOWN_FAMILIES:
+        dist = KNOWN_FAMILIES[model_type][0]
+        return f"Install its plugin: pip install {dist}"
+    return (
+        f"polyformers has no plugin for it yet; installed plugins provide: "
+        f"{', '.join(installed) or 'nothing'}. A third-party plugin, or AutoConfig.register / "
+        f"AutoModel.register, can add it."
+    )
+
+
+def framework_hint(model_type: str, framework: str) -> str:
+    info = owner(model_type)
+    if info is None:
+        return f"Install {FRAMEWORKS[framework][1]}."
+    _activate(info)
+    extra = info.extras.get(framework, DEFAULT_EXTRAS[framework])
+    provided = ", ".join(FRAMEWORKS[f][1] for f in info.frameworks) or "none"
+    return (
+        f"Install it with: pip install '{info.distribution}[{extra}]'. "
+        f"{info.distribution} provides {model_type!r} in: {provided}."
+    )
+
+
+def find_class(name: str) -> Any:
+    """Import the class a plugin registered under the public name ``name`` (``BertModel``)."""
+    claimants = [p for p in _discover().values() if name in p.classes]
+    for info in claimants:
+        _activate(info)
+    entries = [
+        e for e in REGISTRY.entries_named(name) if e.source == MANUAL_SOURCE or _serves(e)
+    ]
+    if entries:
+        return entries[0].load()
+    failed = [p for p in claimants if p.status == "failed"]
+    if failed:
+        raise failed[0].error
+    hint = _class_install_hint(name)
+    raise AttributeError(f"module 'polyformers' has no attribute {name!r}.{hint}")
+
+
+def _serves(entry: Entry) -> bool:
+    try:
+        return owner_distribution(entry.model_type) == entry.source
+    except ModelTypeConflictError:
+        raise
+
+
+def _class_install_hint(name: str) -> str:
+    stem = re.sub(r"^(TF|Flax)", "", name)
+    for model_type, (dist, prefix) in KNOWN_FAMILIES.items():
+        if stem.startswith(prefix) and not is_claimed(model_type):
+            return f" {name} belongs to the {model_type!r} family: pip install {dist}"
+    return ""
+
+
+# --- activation --------------------------------------------------------------------------------
+
+
+def _plugin_manager():
+    global _pm
+    if _pm is None:
+        import pluggy
+
+        from . import hookspecs
+
+        _pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        _pm.add_hookspecs(hookspecs)
+    return _pm
+
+
+def _fail(info: PluginInfo, what: str, exc: BaseException | None, cls: type = PluginLoadError, tb: str | None = None) -> None:
+    tb = tb if tb is not None else (traceback.format_exc() if exc is not None else "")
+    affected = ", ".join(repr(m) for m in info.model_types) or "none"
+    message = (
+        f"Plugin {info.distribution} {info.version} ({info.name}) {what}. Its model types "
+        f"({affected}) are unavailable; other plugins are unaffected. Fix: reinstall or upgrade "
+        f"{info.distribution}, or uninstall it."
+    )
+    if tb:
+        message += f"\nOriginal traceback:\n{tb}"
+    info.error = cls(message, distribution=info.distribution, version=info.version, cause_traceback=tb)
+    info.status = "failed"
+    REGISTRY.clear_source(info.distribution)
+
+
+def _activate(info: PluginInfo) -> None:
+    with _lock:
+        if info.status != "inactive":
+            return
+        try:
+            module = importlib.import_module(info.module)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a plugin must never take the process down
+            _fail(info, f"raised {type(exc).__name__}: {exc} while being imported", exc)
+            return
+
+        api = getattr(module, "POLYFORMERS_PLUGIN_API", None)
+        if api not in SUPPORTED_PLUGIN_APIS:
+            supported = f"{SUPPORTED_PLUGIN_APIS.start}..{SUPPORTED_PLUGIN_APIS.stop - 1}"
+            _fail(
+                info,
+                f"speaks plugin API {api!r} (POLYFORMERS_PLUGIN_API in {info.module}), but this "
+                f"polyformers-core supports API versions {supported}; install a version of "
+                f"{info.distribution} built for this core, or a polyformers-core that supports it",
+                None,
+                PluginAPIVersionError,
+            )
+            return
+
+        pm = _plugin_manager()
+        try:
+            pm.register(module, name=info.distribution)
+            results = {
+                hook: _call_hook(pm, info, hook)
+                for hook in (
+                    "polyformers_configs",
+                    "polyformers_models",
+                    "polyformers_tokenizers",
+                    "polyformers_processors",
+                    "polyformers_pipeline_tasks",
+                    "polyformers_framework_extras",
+                )
+            }
+            _add_registrations(info, results)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if pm.is_registered(module):
+                pm.unregister(module)
+            _fail(info, f"failed during activation: {type(exc).__name__}: {exc}", exc)
+            return
+        info.status = "active"
+
+
+def _call_hook(pm, info: PluginInfo, hook: str) -> Any:
+    impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls() if impl.plugin_name == info.distribution]
+    if not impls:
+        return None
+    return impls[0].function()
+
+
+def _add_registrations(info: PluginInfo, results: dict[str, Any]) -> None:
+    """Validate every hook result first, then add them all: a bad plugin adds nothing."""
+    source, declared = info.distribution, set(info.model_types)
+    pending: list[tuple[dict, Any, Any]] = []
+
+    def model_type_of(hook: str, model_type: Any) -> str:
+        if model_type not in declared:
+            raise RegistrationError(
+                f"hook {hook} registers model_type {model_type!r}, which {source} does not "
+                f"declare in its {GROUP_MODEL_TYPES!r} entry points (declared: "
+                f"{', '.join(sorted(declared)) or 'none'}); add it to the plugin's metadata."
+            )
+        return model_type
+
+    def make(hook: str, model_type: str, path: Any, framework: str | None = None) -> Entry:
+        check_dotted_path(path, f"hook {hook} of {source}, model_type {model_type!r}")
+        return Entry(model_type, source, path=path, framework=framework, source_version=info.version)
+
+    for model_type, path in dict(results["polyformers_configs"] or {}).items():
+        mt = model_type_of("polyformers_configs", model_type)
+        pending.append((REGISTRY.configs, mt, make("polyformers_configs", mt, path)))
+
+    frameworks: set[str] = set()
+    for spec in results["polyformers_models"] or ():
+        model_type, task, framework, path = spec
+        mt = model_type_of("polyformers_models", model_type)
+        if task not in TASKS:
+            raise RegistrationError(f"hook polyformers_models: unknown task {task!r} for {path!r}; known tasks: {', '.join(TASKS)}.")
+        if framework not in FRAMEWORKS:
+            raise RegistrationError(f"hook polyformers_models: unknown framework {framework!r} for {path!r}; expected one of {', '.join(FRAMEWORKS)}.")
+        frameworks.add(framework)
+        pending.append((REGISTRY.models, (mt, task, framework), make("polyformers_models", mt, path, framework)))
+
+    for spec in results["polyformers_tokenizers"] or ():
+        model_type, slow, fast = spec
+        mt = model_type_of("polyformers_tokenizers", model_type)
+        pair = tuple(make("polyformers_tokenizers", mt, p) if p is not None else None for p in (slow, fast))
+        pending.append((REGISTRY.tokenizers, mt, pair))
+
+    for spec in results["polyformers_processors"] or ():
+        model_type, kind, path = spec
+        mt = model_type_of("polyformers_processors", model_type)
+        if kind not in PROCESSOR_KINDS:
+            raise RegistrationError(f"hook polyformers_processors: unknown kind {kind!r}; expected one of {', '.join(PROCESSOR_KINDS)}.")
+        pending.append((REGISTRY.processors, (mt, kind), make("polyformers_processors", mt, path)))
+
+    for spec in results["polyformers_pipeline_tasks"] or ():
+        check_dotted_path(spec.pipeline, f"hook polyformers_pipeline_tasks of {source}, task {spec.task!r}")
+        pending.append((REGISTRY.pipeline_tasks, spec.task, spec))
+
+    extras = dict(results["polyformers_framework_extras"] or {})
+    for table, key, value in pending:
+        table.setdefault(key, {})[source] = value
+    info.frameworks = [f for f in FRAMEWORKS if f in frameworks]
+    info.extras = extras
