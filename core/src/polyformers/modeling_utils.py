@@ -283,7 +283,10 @@ class PreTrainedModel(nn.Module):
             new_bias = nn.Parameter(torch.zeros(new_num_tokens, dtype=old_bias.dtype, device=old_bias.device))
             with torch.no_grad():
                 new_bias[:keep] = old_bias[:keep]
-            output.bias = new_bias
+            for module in self.modules():  # the bias may be shared under several names
+                for name, param in list(module._parameters.items()):
+                    if param is old_bias:
+                        module._parameters[name] = new_bias
             output.out_features = new_num_tokens
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
@@ -522,11 +525,15 @@ class PreTrainedModel(nn.Module):
             own = dict(module.named_parameters(recurse=False))
             if not any(p.is_meta for p in own.values()):
                 continue
-            loaded = {name: p for name, p in own.items() if not p.is_meta}
-            module.to_empty(device="cpu", recurse=False)
+            # Initialising the module must not touch its loaded (possibly tied) tensors: they sit
+            # out the initialisation, replaced by meta stand-ins on which init is a no-op.
+            for name, p in own.items():
+                empty = torch.empty_like(p, device="cpu") if p.is_meta else p.detach().to("meta")
+                module._parameters[name] = nn.Parameter(empty, requires_grad=p.requires_grad)
             self._init_weights(module)
-            for name, p in loaded.items():  # initialising the module must not touch loaded tensors
-                module._parameters[name] = p
+            for name, p in own.items():
+                if not p.is_meta:
+                    module._parameters[name] = p
         self.tie_weights()
 
     def _warn_loading_report(self, info: LoadingInfo) -> None:
@@ -608,21 +615,25 @@ class PreTrainedModel(nn.Module):
                 os.remove(os.path.join(save_directory, filename))
 
     def _state_dict_for_saving(self, state_dict: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-        """Contiguous CPU tensors, each storage once: tied copies are dropped, as Transformers does."""
+        """Contiguous CPU tensors, each storage written once.
+
+        Tied copies listed in ``_tied_weights_keys`` are left out, as Transformers does (loading
+        ties them again). Any other tensor sharing memory with an earlier one is written as a copy,
+        so that readers which do not tie it (Transformers 5 with untied embeddings) find it.
+        """
         if state_dict is None:
             state_dict = self.state_dict()
         tied_targets = set(self._tied_weights_keys) if self.config.tie_word_embeddings else set()
         result: dict[str, torch.Tensor] = {}
-        seen: dict[tuple, str] = {}
-        # Visit tied targets last so that the source keeps the tensor.
-        for key in sorted(state_dict, key=lambda k: k in tied_targets):
-            tensor = state_dict[key]
-            identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
-            if identity in seen and tensor.device.type != "meta":
+        seen: set[tuple] = set()
+        for key, tensor in state_dict.items():
+            if key in tied_targets:
                 continue
-            seen[identity] = key
-            result[key] = tensor.detach().to("cpu").contiguous()
-        return {k: result[k] for k in state_dict if k in result}
+            tensor = tensor.detach().to("cpu")
+            identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+            result[key] = tensor.clone() if identity in seen else tensor.contiguous()
+            seen.add(identity)
+        return result
 
 
 def _matches_any(key: str, patterns: list[str]) -> bool:

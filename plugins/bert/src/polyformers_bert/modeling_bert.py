@@ -652,6 +652,7 @@ class BertLMHeadModel(BertPreTrainedModel):
     """BERT as a left-to-right language model (set ``is_decoder=True``); labels are shifted inside."""
 
     _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"pooler", r"seq_relationship", *BertPreTrainedModel._keys_to_ignore_on_load_unexpected]
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
