@@ -65,6 +65,46 @@ def bert_inputs(config: BertConfig, model_class: type, with_labels: bool = False
     return inputs
 
 
+CLASS_NAMES = (
+    "BertModel",
+    "BertForPreTraining",
+    "BertLMHeadModel",
+    "BertForMaskedLM",
+    "BertForNextSentencePrediction",
+    "BertForSequenceClassification",
+    "BertForMultipleChoice",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
+)
+
+
+def labelled_inputs(class_name: str, config, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (BATCH, CHOICES, SEQ) if class_name == "BertForMultipleChoice" else (BATCH, SEQ)
+    inputs = {
+        "input_ids": torch.randint(1, config.vocab_size, shape, generator=g),
+        "token_type_ids": torch.randint(0, 2, shape, generator=g),
+        "attention_mask": torch.ones(shape, dtype=torch.long),
+    }
+    inputs["attention_mask"][-1, ..., SEQ - 3 :] = 0
+    if class_name in ("BertForMaskedLM", "BertLMHeadModel", "BertForPreTraining"):
+        inputs["labels"] = torch.randint(0, config.vocab_size, (BATCH, SEQ), generator=g)
+    if class_name == "BertForPreTraining":
+        inputs["next_sentence_label"] = torch.randint(0, 2, (BATCH,), generator=g)
+    if class_name == "BertForNextSentencePrediction":
+        inputs["labels"] = torch.randint(0, 2, (BATCH,), generator=g)
+    if class_name == "BertForSequenceClassification":
+        inputs["labels"] = torch.randint(0, config.num_labels, (BATCH,), generator=g)
+    if class_name == "BertForMultipleChoice":
+        inputs["labels"] = torch.randint(0, CHOICES, (BATCH,), generator=g)
+    if class_name == "BertForTokenClassification":
+        inputs["labels"] = torch.randint(0, config.num_labels, (BATCH, SEQ), generator=g)
+    if class_name == "BertForQuestionAnswering":
+        inputs["start_positions"] = torch.randint(0, SEQ, (BATCH,), generator=g)
+        inputs["end_positions"] = torch.randint(0, SEQ, (BATCH,), generator=g)
+    return inputs
+
+
 ALL_CLASSES = (
     BertModel,
     BertForPreTraining,

@@ -12,53 +12,14 @@ import torch
 from polyformers.testing.model_tester import max_abs_diff
 from polyformers.testing.parity import ParityTesterMixin
 
-from test_modeling_bert import BATCH, CHOICES, SEQ, TINY
+from test_modeling_bert import CLASS_NAMES as CLASSES
+from test_modeling_bert import TINY, labelled_inputs
 
 pytest.importorskip("transformers")
 from conftest import transformers_major  # noqa: E402
 
 if transformers_major() != 5:
     pytest.skip("these parity tests use Transformers 5.x", allow_module_level=True)
-
-CLASSES = (
-    "BertModel",
-    "BertForPreTraining",
-    "BertLMHeadModel",
-    "BertForMaskedLM",
-    "BertForNextSentencePrediction",
-    "BertForSequenceClassification",
-    "BertForMultipleChoice",
-    "BertForTokenClassification",
-    "BertForQuestionAnswering",
-)
-
-
-def labelled_inputs(class_name: str, config, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    shape = (BATCH, CHOICES, SEQ) if class_name == "BertForMultipleChoice" else (BATCH, SEQ)
-    inputs = {
-        "input_ids": torch.randint(1, config.vocab_size, shape, generator=g),
-        "token_type_ids": torch.randint(0, 2, shape, generator=g),
-        "attention_mask": torch.ones(shape, dtype=torch.long),
-    }
-    inputs["attention_mask"][-1, ..., SEQ - 3 :] = 0
-    if class_name in ("BertForMaskedLM", "BertLMHeadModel", "BertForPreTraining"):
-        inputs["labels"] = torch.randint(0, config.vocab_size, (BATCH, SEQ), generator=g)
-    if class_name == "BertForPreTraining":
-        inputs["next_sentence_label"] = torch.randint(0, 2, (BATCH,), generator=g)
-    if class_name == "BertForNextSentencePrediction":
-        inputs["labels"] = torch.randint(0, 2, (BATCH,), generator=g)
-    if class_name == "BertForSequenceClassification":
-        inputs["labels"] = torch.randint(0, config.num_labels, (BATCH,), generator=g)
-    if class_name == "BertForMultipleChoice":
-        inputs["labels"] = torch.randint(0, CHOICES, (BATCH,), generator=g)
-    if class_name == "BertForTokenClassification":
-        inputs["labels"] = torch.randint(0, config.num_labels, (BATCH, SEQ), generator=g)
-    if class_name == "BertForQuestionAnswering":
-        inputs["start_positions"] = torch.randint(0, SEQ, (BATCH,), generator=g)
-        inputs["end_positions"] = torch.randint(0, SEQ, (BATCH,), generator=g)
-    return inputs
-
 
 class TestBertParity(ParityTesterMixin):
     parity_classes = CLASSES
