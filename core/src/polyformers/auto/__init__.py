@@ -188,7 +188,9 @@ class AutoTokenizer:
 def _tokenizer_classes_by_name(class_name: str) -> tuple[type | None, type | None]:
     from ..plugins import find_class
 
-    base = class_name[: -len("Fast")] if class_name.endswith("Fast") else class_name
+    base = class_name
+    for suffix in ("Fast", "Legacy"):  # Transformers 5 writes e.g. "BertTokenizerLegacy" for slow ones
+        base = base[: -len(suffix)] if base.endswith(suffix) else base
     found = []
     for name in (base, base + "Fast"):
         try:
