@@ -52,7 +52,9 @@ def __getattr__(name: str) -> Any:
         else:
             from .plugins import find_class
 
-            value = find_class(name)  # BertModel, TFBertModel, ... or an AttributeError with a hint
+            # BertModel, TFBertModel, ... or an AttributeError with a hint. Not cached here: which
+            # plugin serves a name can change (plugins.prefer, plugins.refresh).
+            return find_class(name)
     globals()[name] = value
     return value
 

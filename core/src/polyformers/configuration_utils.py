@@ -118,9 +118,12 @@ class PretrainedConfig:
         if id2label is not None:
             self.id2label = {int(k): v for k, v in id2label.items()}
             if num_labels is not None and num_labels != len(self.id2label):
-                raise ConfigError(
-                    f"num_labels={num_labels} disagrees with id2label, which has "
-                    f"{len(self.id2label)} labels: pass only one of them."
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "num_labels=%d disagrees with id2label, which has %d labels; id2label wins. Pass only one of them.",
+                    num_labels,
+                    len(self.id2label),
                 )
         else:
             self.num_labels = 2 if num_labels is None else num_labels

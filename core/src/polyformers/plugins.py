@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import re
 import threading
@@ -45,6 +46,8 @@ from .registry import (
     Entry,
     check_dotted_path,
 )
+
+logger = logging.getLogger(__name__)
 
 PLUGIN_API_VERSION = 1
 """The plugin API this core speaks. A plugin sets ``POLYFORMERS_PLUGIN_API`` in its hook module."""
@@ -90,7 +93,7 @@ class PluginInfo:
 
 
 _lock = threading.RLock()
-_plugins: dict[str, PluginInfo] | None = None  # by distribution name (normalised)
+_plugins: dict[tuple[str, str], PluginInfo] | None = None  # by (normalised distribution, plugin name)
 _preferences: dict[str, str] = {}
 _pm = None  # the pluggy PluginManager, created on first activation
 
@@ -99,12 +102,12 @@ def _norm(dist_name: str) -> str:
     return re.sub(r"[-_.]+", "-", dist_name).lower()
 
 
-def _discover() -> dict[str, PluginInfo]:
+def _discover() -> dict[tuple[str, str], PluginInfo]:
     global _plugins
     with _lock:
         if _plugins is not None:
             return _plugins
-        found: dict[str, PluginInfo] = {}
+        found: dict[tuple[str, str], PluginInfo] = {}
         by_module: dict[tuple[str, str], PluginInfo] = {}
         for ep in importlib.metadata.entry_points(group=GROUP_PLUGINS):
             dist = ep.dist
@@ -115,13 +118,18 @@ def _discover() -> dict[str, PluginInfo]:
                 distribution=dist_name,
                 version=dist.version if dist is not None else "?",
             )
-            found[_norm(dist_name)] = info
+            found[(_norm(dist_name), ep.name)] = info
             by_module[(_norm(dist_name), ep.value)] = info
         for group, attr in ((GROUP_MODEL_TYPES, "model_types"), (GROUP_CLASSES, "classes")):
             for ep in importlib.metadata.entry_points(group=group):
                 dist_name = ep.dist.metadata["Name"] if ep.dist is not None else ""
                 info = by_module.get((_norm(dist_name), ep.value))
-                if info is not None and ep.name not in getattr(info, attr):
+                if info is None:
+                    logger.warning(
+                        "Entry point %r = %r of %s (group %s) names no module of its %r entry points; ignored.",
+                        ep.name, ep.value, dist_name or "an unknown distribution", group, GROUP_PLUGINS,
+                    )
+                elif ep.name not in getattr(info, attr):
                     getattr(info, attr).append(ep.name)
         _plugins = found
         return found
@@ -150,7 +158,7 @@ def list_plugins(activate: bool = False) -> list[PluginInfo]:
     if activate:
         for info in plugins:
             _activate(info)
-    return sorted(plugins, key=lambda p: p.distribution)
+    return sorted(plugins, key=lambda p: (p.distribution, p.name))
 
 
 def prefer(model_type: str, distribution: str) -> None:
@@ -310,7 +318,6 @@ def _fail(info: PluginInfo, what: str, exc: BaseException | None, cls: type = Pl
         message += f"\nOriginal traceback:\n{tb}"
     info.error = cls(message, distribution=info.distribution, version=info.version, cause_traceback=tb)
     info.status = "failed"
-    REGISTRY.clear_source(info.distribution)
 
 
 def _activate(info: PluginInfo) -> None:
@@ -326,7 +333,7 @@ def _activate(info: PluginInfo) -> None:
             return
 
         api = getattr(module, "POLYFORMERS_PLUGIN_API", None)
-        if api not in SUPPORTED_PLUGIN_APIS:
+        if type(api) is not int or api not in SUPPORTED_PLUGIN_APIS:
             supported = f"{SUPPORTED_PLUGIN_APIS.start}..{SUPPORTED_PLUGIN_APIS.stop - 1}"
             _fail(
                 info,
@@ -340,7 +347,8 @@ def _activate(info: PluginInfo) -> None:
 
         pm = _plugin_manager()
         try:
-            pm.register(module, name=info.distribution)
+            pm.register(module, name=_pm_name(info))
+            _check_hook_names(module, info)
             results = {
                 hook: _call_hook(pm, info, hook)
                 for hook in (
@@ -358,16 +366,38 @@ def _activate(info: PluginInfo) -> None:
         except BaseException as exc:
             if pm.is_registered(module):
                 pm.unregister(module)
-            _fail(info, f"failed during activation: {type(exc).__name__}: {exc}", exc)
+            _fail(info, f"failed during activation: {type(exc).__name__}: {str(exc).rstrip('.')}", exc)
             return
         info.status = "active"
 
 
 def _call_hook(pm, info: PluginInfo, hook: str) -> Any:
-    impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls() if impl.plugin_name == info.distribution]
+    impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls() if impl.plugin_name == _pm_name(info)]
     if not impls:
         return None
-    return impls[0].function()
+    try:
+        return impls[0].function()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise RegistrationError(f"hook {hook} of {info.distribution} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _pm_name(info: PluginInfo) -> str:
+    return f"{info.distribution}:{info.name}"
+
+
+def _check_hook_names(module: Any, info: PluginInfo) -> None:
+    """A misspelled hook would silently register nothing: refuse it."""
+    from . import hookspecs
+
+    known = {name for name in dir(hookspecs) if name.startswith("polyformers_")}
+    for name in dir(module):
+        if name.startswith("polyformers_") and callable(getattr(module, name)) and name not in known:
+            raise RegistrationError(
+                f"{info.module} defines {name!r}, which is not a polyformers hook; known hooks: "
+                f"{', '.join(sorted(known))}. Fix the name (see polyformers.hookspecs)."
+            )
 
 
 def _add_registrations(info: PluginInfo, results: dict[str, Any]) -> None:
@@ -388,13 +418,29 @@ def _add_registrations(info: PluginInfo, results: dict[str, Any]) -> None:
         check_dotted_path(path, f"hook {hook} of {source}, model_type {model_type!r}")
         return Entry(model_type, source, path=path, framework=framework, source_version=info.version)
 
-    for model_type, path in dict(results["polyformers_configs"] or {}).items():
+    def unpack(hook: str, spec: Any, fields: int) -> tuple:
+        if not isinstance(spec, tuple) or len(spec) != fields:
+            raise RegistrationError(f"hook {hook} of {source} returned {spec!r}; expected a {fields}-field spec from polyformers.hookspecs.")
+        return spec
+
+    def sequence(hook: str) -> Any:
+        value = results[hook]
+        if value is None:
+            return ()
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or hasattr(value, "keys"):
+            raise RegistrationError(f"hook {hook} of {source} returned {value!r}; expected a list of specs.")
+        return value
+
+    configs = results["polyformers_configs"] or {}
+    if not hasattr(configs, "items"):
+        raise RegistrationError(f"hook polyformers_configs of {source} returned {configs!r}; expected a mapping {{model_type: 'module:ConfigClass'}}.")
+    for model_type, path in dict(configs).items():
         mt = model_type_of("polyformers_configs", model_type)
         pending.append((REGISTRY.configs, mt, make("polyformers_configs", mt, path)))
 
     frameworks: set[str] = set()
-    for spec in results["polyformers_models"] or ():
-        model_type, task, framework, path = spec
+    for spec in sequence("polyformers_models"):
+        model_type, task, framework, path = unpack("polyformers_models", spec, 4)
         mt = model_type_of("polyformers_models", model_type)
         if task not in TASKS:
             raise RegistrationError(f"hook polyformers_models: unknown task {task!r} for {path!r}; known tasks: {', '.join(TASKS)}.")
@@ -403,24 +449,29 @@ def _add_registrations(info: PluginInfo, results: dict[str, Any]) -> None:
         frameworks.add(framework)
         pending.append((REGISTRY.models, (mt, task, framework), make("polyformers_models", mt, path, framework)))
 
-    for spec in results["polyformers_tokenizers"] or ():
-        model_type, slow, fast = spec
+    for spec in sequence("polyformers_tokenizers"):
+        model_type, slow, fast = unpack("polyformers_tokenizers", spec, 3)
         mt = model_type_of("polyformers_tokenizers", model_type)
         pair = tuple(make("polyformers_tokenizers", mt, p) if p is not None else None for p in (slow, fast))
         pending.append((REGISTRY.tokenizers, mt, pair))
 
-    for spec in results["polyformers_processors"] or ():
-        model_type, kind, path = spec
+    for spec in sequence("polyformers_processors"):
+        model_type, kind, path = unpack("polyformers_processors", spec, 3)
         mt = model_type_of("polyformers_processors", model_type)
         if kind not in PROCESSOR_KINDS:
             raise RegistrationError(f"hook polyformers_processors: unknown kind {kind!r}; expected one of {', '.join(PROCESSOR_KINDS)}.")
         pending.append((REGISTRY.processors, (mt, kind), make("polyformers_processors", mt, path)))
 
-    for spec in results["polyformers_pipeline_tasks"] or ():
+    for spec in sequence("polyformers_pipeline_tasks"):
+        if not hasattr(spec, "pipeline"):
+            raise RegistrationError(f"hook polyformers_pipeline_tasks of {source} returned {spec!r}; expected PipelineTaskSpec entries.")
         check_dotted_path(spec.pipeline, f"hook polyformers_pipeline_tasks of {source}, task {spec.task!r}")
         pending.append((REGISTRY.pipeline_tasks, spec.task, spec))
 
-    extras = dict(results["polyformers_framework_extras"] or {})
+    extras = results["polyformers_framework_extras"] or {}
+    if not hasattr(extras, "items"):
+        raise RegistrationError(f"hook polyformers_framework_extras of {source} returned {extras!r}; expected a mapping like {{'pt': 'torch'}}.")
+    extras = dict(extras)
     for table, key, value in pending:
         table.setdefault(key, {})[source] = value
     info.frameworks = [f for f in FRAMEWORKS if f in frameworks]

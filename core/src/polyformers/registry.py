@@ -74,9 +74,9 @@ class Entry:
         try:
             module = importlib.import_module(module_name)
             self.obj = getattr(module, attr)
-        except FrameworkNotInstalledError:
+        except (FrameworkNotInstalledError, KeyboardInterrupt):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: a broken plugin must not end the process
             raise PluginLoadError(
                 f"{self.source} {self.source_version} registered {self.path!r} for model type "
                 f"{self.model_type!r}, but importing it failed: {type(exc).__name__}: {exc}. "
