@@ -9,6 +9,7 @@ materialised and initialised.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import logging
 import os
@@ -113,26 +114,47 @@ def load_checkpoint_files(files: list[str], weights_name: str, weights_only: boo
 # --- building a model without allocating or initialising its parameters -----------------------
 
 
+# torch.nn.init functions that module constructors (reset_parameters) call.
+_TORCH_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+)
+_skip_init = contextvars.ContextVar("polyformers_skip_init", default=False)
+
+
 @contextlib.contextmanager
 def empty_parameters() -> Iterator[None]:
-    """Create every ``nn.Parameter`` on the meta device while this context is active.
+    """Build modules without allocating or initialising their parameters.
 
-    Buffers stay real (position ids and other non-persistent buffers are computed in
-    ``__init__`` and rarely in checkpoints). Random initialisers then run on meta tensors, which
-    costs nothing.
+    While active, every ``nn.Parameter`` is created on the meta device, ``torch.nn.init``
+    functions do nothing, and :meth:`PreTrainedModel.init_weights` is skipped: random values would
+    be overwritten by the checkpoint anyway (and even on meta tensors, torch's initialisers cost
+    more than a whole load). Buffers stay real: position ids and other non-persistent buffers are
+    computed in ``__init__`` and are rarely in checkpoints. Parameters the checkpoint lacks are
+    initialised afterwards, one module at a time.
     """
-    original = nn.Module.register_parameter
+    original_register = nn.Module.register_parameter
+    originals = {name: getattr(nn.init, name) for name in _TORCH_INIT_FUNCTIONS if hasattr(nn.init, name)}
 
     def register_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
         if param is not None and param.device.type != "meta":
             param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-        original(module, name, param)
+        original_register(module, name, param)
+
+    def skip(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor
 
     nn.Module.register_parameter = register_parameter
+    for name in originals:
+        setattr(nn.init, name, skip)
+    token = _skip_init.set(True)
     try:
         yield
     finally:
-        nn.Module.register_parameter = original
+        _skip_init.reset(token)
+        for name, function in originals.items():
+            setattr(nn.init, name, function)
+        nn.Module.register_parameter = original_register
 
 
 @contextlib.contextmanager
@@ -218,7 +240,8 @@ class PreTrainedModel(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        self.apply(self._init_weights)
+        if not _skip_init.get():  # skipped while from_pretrained builds an empty model
+            self.apply(self._init_weights)
         self.tie_weights()
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -127,7 +127,12 @@ class Registry:
     pipeline_tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model_types(self) -> set[str]:
-        return set(self.configs) | {key[0] for key in self.models} | set(self.tokenizers)
+        """Model types with at least one live registration."""
+        return (
+            {mt for mt, by_source in self.configs.items() if by_source}
+            | {key[0] for key, by_source in self.models.items() if by_source}
+            | {mt for mt, by_source in self.tokenizers.items() if by_source}
+        )
 
     def entries_named(self, class_name: str) -> list[Entry]:
         found = []
