@@ -1,0 +1,1 @@
+"""tiny-mlp-plugin: the smallest useful polyformers plugin (see the repository README)."""
