@@ -611,16 +611,10 @@ _BACKBONE_ARGS = (
 )
 
 
-class BertForPreTraining(BertPreTrainedModel):
-    """Masked-LM and next-sentence heads, as in BERT's pretraining."""
+class _WithLMHead:
+    """Models whose ``cls.predictions`` head decodes with the (tied) word embeddings."""
 
     _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
-
-    def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config)
-        self.cls = BertPreTrainingHeads(config)
-        self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
@@ -628,6 +622,17 @@ class BertForPreTraining(BertPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.cls.predictions.decoder = new_embeddings
         self.cls.predictions.bias = new_embeddings.bias
+
+
+class BertForPreTraining(_WithLMHead, BertPreTrainedModel):
+    """Masked-LM and next-sentence heads, as in BERT's pretraining."""
+
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config)
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None, inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids, head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
@@ -648,10 +653,9 @@ class BertForPreTraining(BertPreTrainedModel):
         return _finish(output, return_dict, self.config)
 
 
-class BertLMHeadModel(BertPreTrainedModel):
+class BertLMHeadModel(_WithLMHead, BertPreTrainedModel):
     """BERT as a left-to-right language model (set ``is_decoder=True``); labels are shifted inside."""
 
-    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
     _keys_to_ignore_on_load_unexpected = [r"pooler", r"seq_relationship", *BertPreTrainedModel._keys_to_ignore_on_load_unexpected]
 
     def __init__(self, config: BertConfig):
@@ -661,13 +665,6 @@ class BertLMHeadModel(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.cls.predictions.decoder
-
-    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
-        self.cls.predictions.decoder = new_embeddings
-        self.cls.predictions.bias = new_embeddings.bias
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None, inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         if labels is not None:
@@ -689,8 +686,7 @@ class BertLMHeadModel(BertPreTrainedModel):
         return _finish(output, return_dict, self.config)
 
 
-class BertForMaskedLM(BertPreTrainedModel):
-    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+class BertForMaskedLM(_WithLMHead, BertPreTrainedModel):
     _keys_to_ignore_on_load_unexpected = [r"pooler", r"seq_relationship", *BertPreTrainedModel._keys_to_ignore_on_load_unexpected]
 
     def __init__(self, config: BertConfig):
@@ -700,13 +696,6 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.cls.predictions.decoder
-
-    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
-        self.cls.predictions.decoder = new_embeddings
-        self.cls.predictions.bias = new_embeddings.bias
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None, inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids, head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
