@@ -17,7 +17,7 @@ import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -485,18 +485,44 @@ class PreTrainedModel(nn.Module):
             error = OSError(f"{error} It has {other[0][0]}: pass {other[0][1]}=True to load it.")
         raise error
 
+    def _tensor_slots(self) -> dict[str, tuple[nn.Module, str, bool]]:
+        """Every state-dict entry as ``{key: (owning module, attribute, is_parameter)}``.
+
+        The same keys as ``state_dict()`` (tied tensors under each of their names, persistent
+        buffers only), found in one walk: loading reads and assigns through it directly, which
+        is several times faster than ``load_state_dict`` for a model of hundreds of tensors.
+        """
+        slots: dict[str, tuple[nn.Module, str, bool]] = {}
+
+        def walk(module: nn.Module, prefix: str) -> None:
+            for name, param in module._parameters.items():
+                if param is not None:
+                    slots[prefix + name] = (module, name, True)
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent_buffers_set:
+                    slots[prefix + name] = (module, name, False)
+            for name, child in module._modules.items():
+                if child is not None:
+                    walk(child, f"{prefix}{name}.")
+
+        walk(self, "")
+        return slots
+
     def _load_state_dict_into_empty_model(self, state_dict: dict[str, torch.Tensor], dtype: torch.dtype, ignore_mismatched_sizes: bool) -> LoadingInfo:
-        state_dict = self._rename_checkpoint_keys(state_dict)
-        expected = self.state_dict()  # meta tensors for parameters: shapes without memory
+        slots = self._tensor_slots()
+        state_dict = self._rename_checkpoint_keys(state_dict, slots.keys())
         info = LoadingInfo()
 
         assign: dict[str, torch.Tensor] = {}
         for key, tensor in state_dict.items():
-            if key not in expected:
+            slot = slots.get(key)
+            if slot is None:
                 info.unexpected_keys.append(key)
                 continue
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                info.mismatched_keys.append((key, tuple(tensor.shape), tuple(expected[key].shape)))
+            module, name, is_param = slot
+            current = (module._parameters if is_param else module._buffers)[name]
+            if tensor.shape != current.shape:
+                info.mismatched_keys.append((key, tuple(tensor.shape), tuple(current.shape)))
                 continue
             if tensor.is_floating_point() and tensor.dtype != dtype:
                 tensor = tensor.to(dtype)
@@ -511,29 +537,39 @@ class PreTrainedModel(nn.Module):
                 f"initialise these parameters anew (e.g. a classifier with another num_labels)."
             )
 
-        self.load_state_dict(assign, strict=False, assign=True)
+        for key, tensor in assign.items():
+            module, name, is_param = slots[key]
+            if is_param:
+                module._parameters[name] = nn.Parameter(tensor, requires_grad=module._parameters[name].requires_grad)
+            else:
+                module._buffers[name] = tensor
         self.tie_weights()  # assigning replaced Parameters, which breaks ties: restore them
         # What is still on the meta device after tying was in no checkpoint tensor.
         mismatched = {k for k, _, _ in info.mismatched_keys}  # reported on their own
-        missing = [k for k, t in self.state_dict(keep_vars=True).items() if t.is_meta and k not in mismatched]
-        self._materialize_missing()
+        missing = []
+        for key, (module, name, is_param) in slots.items():
+            tensor = (module._parameters if is_param else module._buffers)[name]
+            if tensor.is_meta and key not in mismatched:
+                missing.append(key)
+        if missing or mismatched:
+            self._materialize_missing()
 
         info.missing_keys = [k for k in missing if not _matches_any(k, self._keys_to_ignore_on_load_missing)]
         info.unexpected_keys = [k for k in info.unexpected_keys if not _matches_any(k, self._keys_to_ignore_on_load_unexpected)]
         self._warn_loading_report(info)
         return info
 
-    def _rename_checkpoint_keys(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _rename_checkpoint_keys(self, state_dict: dict[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
         """Legacy names (gamma/beta) and the base-model prefix, in both directions."""
         renamed = {}
         for key, tensor in state_dict.items():
-            for pattern, new in _LEGACY_RENAMES:
-                key = pattern.sub(new, key)
+            if key.endswith(("gamma", "beta")):
+                for pattern, new in _LEGACY_RENAMES:
+                    key = pattern.sub(new, key)
             renamed[key] = tensor
         prefix = self.base_model_prefix
         if not prefix:
             return renamed
-        expected = self.state_dict().keys()
         model_has_prefix = any(k.startswith(prefix + ".") for k in expected)
         checkpoint_has_prefix = any(k.startswith(prefix + ".") for k in renamed)
         if model_has_prefix and not checkpoint_has_prefix:  # backbone checkpoint -> task model
@@ -545,7 +581,7 @@ class PreTrainedModel(nn.Module):
     def _materialize_missing(self) -> None:
         """Give real memory to parameters the checkpoint did not hold, and initialise them."""
         for module in self.modules():
-            own = dict(module.named_parameters(recurse=False))
+            own = {name: p for name, p in module._parameters.items() if p is not None}
             if not any(p.is_meta for p in own.values()):
                 continue
             # Initialising the module must not touch its loaded (possibly tied) tensors: they sit

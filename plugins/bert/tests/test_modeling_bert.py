@@ -105,6 +105,14 @@ def labelled_inputs(class_name: str, config, seed: int = 0) -> dict[str, torch.T
     return inputs
 
 
+def transformers_major() -> int:
+    try:
+        import transformers
+    except ImportError:
+        return 0
+    return int(transformers.__version__.split(".")[0])
+
+
 ALL_CLASSES = (
     BertModel,
     BertForPreTraining,

@@ -16,7 +16,7 @@ from test_modeling_bert import CLASS_NAMES as CLASSES
 from test_modeling_bert import TINY, labelled_inputs
 
 pytest.importorskip("transformers")
-from conftest import transformers_major  # noqa: E402
+from test_modeling_bert import transformers_major  # noqa: E402
 
 if transformers_major() != 5:
     pytest.skip("these parity tests use Transformers 5.x", allow_module_level=True)

@@ -12,7 +12,7 @@ import torch
 from polyformers.testing.model_tester import max_abs_diff
 from polyformers.testing.parity import ParityTesterMixin
 
-from conftest import transformers_major
+from test_modeling_bert import transformers_major
 from test_modeling_bert import CLASS_NAMES as CLASSES
 from test_modeling_bert import TINY, labelled_inputs
 

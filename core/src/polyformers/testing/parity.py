@@ -95,3 +95,11 @@ class ParityTesterMixin:
 def parity_cases(classes: tuple[str, ...], variants: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """Every (class, variant) pair: parametrize a ``parity_case`` fixture with this."""
     return [(c, v) for c in classes for v in variants]
+
+
+def generate_parity_cases(metafunc: Any) -> None:
+    """Call from a ``pytest_generate_tests`` hook: parametrizes ``parity_case`` per test class."""
+    if "parity_case" in metafunc.fixturenames:
+        cls = metafunc.cls
+        cases = parity_cases(cls.parity_classes, cls.parity_variants)
+        metafunc.parametrize("parity_case", cases, ids=[f"{c}-{v}" for c, v in cases])
