@@ -523,9 +523,13 @@ class BertModel(BertPreTrainedModel):
                 f"(e.g. tokenizer(..., truncation=True))."
             )
 
-        if attention_mask is None:
-            attention_mask = torch.ones((batch_size, seq_length + past_length), device=device)
-        extended_attention_mask = self.get_extended_attention_mask(attention_mask, input_shape)
+        if not config.is_decoder and (attention_mask is None or bool(attention_mask.all())):
+            # Nothing to mask: attention kernels run faster without a mask than with one of zeros.
+            extended_attention_mask = None
+        else:
+            if attention_mask is None:
+                attention_mask = torch.ones((batch_size, seq_length + past_length), device=device)
+            extended_attention_mask = self.get_extended_attention_mask(attention_mask, input_shape)
 
         encoder_extended_attention_mask = None
         if config.is_decoder and encoder_hidden_states is not None:
