@@ -44,3 +44,16 @@ def test_transformers_saved_tokenizers_load(tmp_path):
     theirs.save_pretrained(tmp_path / "saved")
     ours = AutoTokenizer.from_pretrained(tmp_path / "saved")
     assert ours("hello worlds")["input_ids"] == theirs("hello worlds")["input_ids"]
+
+
+@pytest.mark.parametrize("return_tensors,module", [("pt", "torch"), ("np", "numpy"), ("tf", "tensorflow"), ("jax", "jax")])
+@pytest.mark.parametrize("use_fast", [True, False])
+def test_return_tensors_for_every_framework(vocab_dir, return_tensors, module, use_fast):
+    framework = pytest.importorskip(module)
+    (vocab_dir / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    tokenizer = AutoTokenizer.from_pretrained(vocab_dir, use_fast=use_fast)
+    batch = tokenizer(["hello worlds", "hello"], padding=True, return_tensors=return_tensors)
+    ids = batch["input_ids"]
+    assert type(ids).__module__.split(".")[0] in (module, "jaxlib", "tensorflow")
+    assert tuple(ids.shape) == (2, 5)
+    assert framework is not None

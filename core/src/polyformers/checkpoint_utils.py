@@ -117,3 +117,58 @@ def resolve_weights(
                 paths.append(shard_path)
             return index, [index_file, *paths]
     return None
+
+
+def checkpoint_format(safetensors_path: str) -> str:
+    """The framework a safetensors file was written from: its ``format`` metadata ("pt" if absent)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(safetensors_path, framework="numpy") as f:
+            return (f.metadata() or {}).get("format", "pt")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(
+            f"Cannot read the safetensors file {safetensors_path!r}: {exc}. The file is truncated or "
+            f"corrupt; download or save it again."
+        ) from exc
+
+
+def read_foreign_as_pt_state(files: list[str], weights_name: str) -> dict[str, Any]:
+    """TensorFlow or Flax weights, in any file layout Transformers writes, as a PyTorch state dict of numpy arrays.
+
+    ``weights_name`` is what :func:`resolve_weights` found (``files[0]`` is the index for a sharded
+    checkpoint). Needs h5py for ``tf_model.h5`` and msgpack for ``flax_model.msgpack``, but no
+    TensorFlow or JAX.
+    """
+    from .conversion import flatten_dict, flax_key_to_pt, tf_name_to_pt, to_pt_state
+
+    shards = files[1:] if weights_name.endswith(".index.json") else files
+    if weights_name.startswith("tf_model.h5"):
+        from .tf_h5 import read_tf_h5
+
+        weights: dict[Any, Any] = {}
+        for shard in shards:
+            weights.update(read_tf_h5(shard))
+        return to_pt_state(weights, tf_name_to_pt)
+    if weights_name.startswith("flax_model.msgpack"):
+        from .flax_msgpack import read_flax_msgpack
+
+        flat: dict[Any, Any] = {}
+        for shard in shards:
+            flat.update(flatten_dict(read_flax_msgpack(shard)))
+        return to_pt_state(flat, flax_key_to_pt)
+    if weights_name.startswith("model.safetensors"):
+        from safetensors.numpy import load_file
+
+        state: dict[str, Any] = {}
+        for shard in shards:
+            fmt = checkpoint_format(shard)
+            arrays = load_file(shard)
+            if fmt == "tf":  # TF names without the model scope: "bert/embeddings/.../weight:0"
+                state.update(to_pt_state(arrays, lambda k, ndim: tf_name_to_pt(k, ndim, strip_model_scope=False)))
+            elif fmt == "flax":  # Flax paths joined with ".": "bert.embeddings.LayerNorm.scale"
+                state.update(to_pt_state({tuple(k.split(".")): v for k, v in arrays.items()}, flax_key_to_pt))
+            else:
+                state.update(arrays)
+        return state
+    raise CheckpointError(f"Do not know how to read {weights_name!r} as TensorFlow or Flax weights.")

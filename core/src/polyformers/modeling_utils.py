@@ -19,11 +19,14 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint_utils import (
     DEFAULT_MAX_SHARD_SIZE,
+    checkpoint_format,
+    read_foreign_as_pt_state,
     FLAX_WEIGHTS_INDEX_NAME,
     FLAX_WEIGHTS_NAME,
     SAFE_WEIGHTS_INDEX_NAME,
@@ -445,7 +448,11 @@ class PreTrainedModel(nn.Module):
             if pretrained_model_name_or_path is None:
                 raise ValueError("Pass pretrained_model_name_or_path, or state_dict= together with config=.")
             weights_name, files = cls._find_weights(pretrained_model_name_or_path, use_safetensors, from_tf, from_flax, hub_kwargs)
-            state_dict = load_checkpoint_files(files, weights_name, weights_only=weights_only)
+            if from_tf or from_flax or _written_by_other_framework(weights_name, files):
+                arrays = read_foreign_as_pt_state(files, weights_name)
+                state_dict = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+            else:
+                state_dict = load_checkpoint_files(files, weights_name, weights_only=weights_only)
 
         dtype = _resolve_dtype(torch_dtype, config, (t.dtype for t in state_dict.values()))
         with empty_parameters(), default_dtype(dtype):
@@ -459,30 +466,29 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def _find_weights(cls, path: Any, use_safetensors: bool | None, from_tf: bool, from_flax: bool, hub_kwargs: dict) -> tuple[str, list[str]]:
-        if from_tf or from_flax:
-            raise NotImplementedError(
-                "from_tf=True and from_flax=True are not available yet in this version of polyformers; "
-                "convert the checkpoint to safetensors with Transformers meanwhile."
-            )
-        candidates = []
-        if use_safetensors is not False:
-            candidates.append((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME))
-        if use_safetensors is not True:
-            candidates.append((WEIGHTS_NAME, WEIGHTS_INDEX_NAME))
+        """The weight files to read, in Transformers' order of preference for the chosen source."""
+        if from_tf:
+            candidates = [(TF2_WEIGHTS_NAME, TF2_WEIGHTS_INDEX_NAME), (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)]
+        elif from_flax:
+            candidates = [(FLAX_WEIGHTS_NAME, FLAX_WEIGHTS_INDEX_NAME), (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)]
+        else:
+            candidates = []
+            if use_safetensors is not False:
+                candidates.append((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME))
+            if use_safetensors is not True:
+                candidates.append((WEIGHTS_NAME, WEIGHTS_INDEX_NAME))
         found = resolve_weights(path, candidates, **hub_kwargs)
         if found is not None:
             return found
         looked_for = ", ".join(name for pair in candidates for name in pair)
-        other = [
-            (name, flag)
-            for name, flag in ((TF2_WEIGHTS_NAME, "from_tf"), (TF2_WEIGHTS_INDEX_NAME, "from_tf"), (FLAX_WEIGHTS_NAME, "from_flax"), (FLAX_WEIGHTS_INDEX_NAME, "from_flax"))
-            if resolve_file(path, name, **hub_kwargs) is not None
-        ]
-        error = missing_file_error(path, f"PyTorch weights (looked for {looked_for})", **hub_kwargs)
+        source = "TensorFlow" if from_tf else "Flax" if from_flax else "PyTorch"
+        error = missing_file_error(path, f"{source} weights (looked for {looked_for})", **hub_kwargs)
         if use_safetensors and resolve_file(path, WEIGHTS_NAME, **hub_kwargs):
-            error = OSError(f"{error} It has {WEIGHTS_NAME}: pass use_safetensors=False (or leave it unset) to load it.")
-        elif other:
-            error = OSError(f"{error} It has {other[0][0]}: pass {other[0][1]}=True to load it.")
+            raise OSError(f"{error} It has {WEIGHTS_NAME}: pass use_safetensors=False (or leave it unset) to load it.")
+        if not (from_tf or from_flax):
+            for name, flag in ((TF2_WEIGHTS_NAME, "from_tf"), (TF2_WEIGHTS_INDEX_NAME, "from_tf"), (FLAX_WEIGHTS_NAME, "from_flax"), (FLAX_WEIGHTS_INDEX_NAME, "from_flax")):
+                if resolve_file(path, name, **hub_kwargs) is not None:
+                    raise OSError(f"{error} It has {name}: pass {flag}=True to load it.")
         raise error
 
     def _tensor_slots(self) -> dict[str, tuple[nn.Module, str, bool]]:
@@ -693,6 +699,14 @@ class PreTrainedModel(nn.Module):
             result[key] = tensor.clone() if identity in seen else tensor.contiguous()
             seen.add(identity)
         return result
+
+
+def _written_by_other_framework(weights_name: str, files: list[str]) -> bool:
+    """safetensors files written by TensorFlow or Flax models use their names: convert those."""
+    if not weights_name.startswith("model.safetensors"):
+        return False
+    shard = files[1] if weights_name.endswith(".index.json") else files[0]
+    return checkpoint_format(shard) in ("tf", "flax")
 
 
 def _matches_any(key: str, patterns: list[str]) -> bool:
