@@ -65,7 +65,7 @@ FLAX_LEAVES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "me
 
 # Regex renames applied to a TensorFlow name before splitting it (Transformers' conventions):
 # "mlm___cls" -> "cls" (a TF-only scope prefix), "layer_._0" -> "layer/0" (list indices).
-TF_RENAMES: tuple[tuple[str, str], ...] = ((r"/[^/]*___([^/]*)/", r"/\1/"), (r"_\._", "/"), (r"//+", "/"))
+TF_RENAMES: tuple[tuple[str, str], ...] = ((r"(^|/)[^/]*___([^/]*)/", r"\1\2/"), (r"_\._", "/"), (r"//+", "/"))
 
 
 def tf_name_to_pt(tf_name: str, ndim: int, *, strip_model_scope: bool = True, renames: Iterable[tuple[str, str]] = ()) -> tuple[str, Layout]:
