@@ -52,7 +52,7 @@ def test_plugin_listing_reports_bert():
 
     (info,) = [p for p in polyformers.plugins.list_plugins(activate=True) if p.distribution == "polyformers-bert"]
     assert info.status == "active" and info.error is None
-    assert info.model_types == ["bert"] and info.frameworks == ["pt"]
+    assert info.model_types == ["bert"] and info.frameworks == ["pt", "tf", "flax"]
     assert "BertForSequenceClassification" in info.classes and info.version == "0.1.0"
 
 

@@ -22,6 +22,11 @@ _PT_MODELS = {
     "question-answering": "BertForQuestionAnswering",
 }
 
+# TensorFlow and Flax class names carry a prefix (Transformers' convention); Flax calls its
+# causal LM FlaxBertForCausalLM rather than BertLMHeadModel.
+_TF_MODELS = {task: "TF" + name for task, name in _PT_MODELS.items()}
+_FLAX_MODELS = {task: "Flax" + name for task, name in _PT_MODELS.items()} | {"causal-lm": "FlaxBertForCausalLM"}
+
 
 @hookimpl
 def polyformers_configs():
@@ -30,7 +35,11 @@ def polyformers_configs():
 
 @hookimpl
 def polyformers_models():
-    return [ModelSpec("bert", task, "pt", f"polyformers_bert.modeling_bert:{name}") for task, name in _PT_MODELS.items()]
+    return [
+        *(ModelSpec("bert", task, "pt", f"polyformers_bert.modeling_bert:{name}") for task, name in _PT_MODELS.items()),
+        *(ModelSpec("bert", task, "tf", f"polyformers_bert.modeling_tf_bert:{name}") for task, name in _TF_MODELS.items()),
+        *(ModelSpec("bert", task, "flax", f"polyformers_bert.modeling_flax_bert:{name}") for task, name in _FLAX_MODELS.items()),
+    ]
 
 
 @hookimpl
