@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,3 +51,22 @@ def test_hidden_states_and_sentence_embeddings_match_transformers():
     with torch.inference_mode():
         e = mean_pool(ours(**pair).last_hidden_state, pair["attention_mask"])
     assert abs((e[0] @ e[1]).item() - 0.7035) < 1e-3
+
+
+@pytest.mark.parametrize("framework", ["tf", "flax"])
+def test_sentence_embeddings_equal_in_every_framework(framework):
+    pytest.importorskip({"tf": "tensorflow", "flax": "flax"}[framework])
+    from polyformers import AutoModel, AutoTokenizer, FlaxAutoModel, TFAutoModel
+
+    path = minilm.get_model_path()
+    batch = AutoTokenizer.from_pretrained(path)(SENTENCES, padding=True, truncation=True, max_length=128, return_tensors="np")
+    with torch.inference_mode():
+        expected = AutoModel.from_pretrained(path)(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state
+    if framework == "tf":
+        hidden = TFAutoModel.from_pretrained(path, from_pt=True)(dict(batch)).last_hidden_state.numpy()
+    else:
+        hidden = FlaxAutoModel.from_pretrained(path, from_pt=True)(**batch).last_hidden_state
+    mask = torch.from_numpy(batch["attention_mask"])
+    ours = mean_pool(torch.from_numpy(np.asarray(hidden)), mask)
+    assert max_abs_diff(ours, mean_pool(expected, mask)) < 1e-5
+    assert max_abs_diff(torch.from_numpy(np.asarray(hidden)), expected) < 1e-4
