@@ -68,3 +68,27 @@ def test_missing_framework_error_names_the_extra(monkeypatch):
         entry.load()
     message = str(excinfo.value)
     assert "pip install 'polyformers-bert[torch]'" in message and "PyTorch" in message
+
+
+def test_each_framework_class_imports_only_its_framework():
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("flax")
+    # TensorFlow itself imports jax when jax is installed (its Keras 3 probes backends): compare
+    # with what a bare `import tensorflow` loads rather than expecting nothing else.
+    bare_tf = run_python(f"import tensorflow; {LOADED}")
+    assert run_python(f"from polyformers import TFBertModel; {LOADED}") == sorted(set(bare_tf) | {"polyformers_bert"})
+    assert "torch" not in bare_tf
+    assert run_python(f"from polyformers import FlaxBertModel; {LOADED}") == ["flax", "jax", "polyformers_bert"]
+
+
+@pytest.mark.parametrize("framework,name,extra", [("tf", "TFBertForMaskedLM", "tf"), ("flax", "FlaxBertForMaskedLM", "flax")])
+def test_framework_missing_names_the_extra(monkeypatch, framework, name, extra):
+    import polyformers.registry as registry
+    from polyformers.errors import FrameworkNotInstalledError
+
+    monkeypatch.setattr(registry, "framework_available", lambda f: f != framework)
+    with pytest.raises(FrameworkNotInstalledError) as excinfo:
+        registry.Entry("bert", "polyformers-bert", path=f"polyformers_bert.modeling_{framework}_bert:{name}", framework=framework).load()
+    message = str(excinfo.value)
+    assert f"pip install 'polyformers-bert[{extra}]'" in message
+    assert "PyTorch, TensorFlow, JAX/Flax" in message
