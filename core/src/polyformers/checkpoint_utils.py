@@ -8,6 +8,7 @@ indexed) is decided here, once, for every framework.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from typing import Any, Iterable
@@ -172,3 +173,32 @@ def read_foreign_as_pt_state(files: list[str], weights_name: str) -> dict[str, A
                 state.update(arrays)
         return state
     raise CheckpointError(f"Do not know how to read {weights_name!r} as TensorFlow or Flax weights.")
+
+
+def log_loading_report(logger: logging.Logger, model_name: str, info: Any) -> None:
+    """Warn about missing, unexpected and shape-mismatched weights, in Transformers' words.
+
+    ``info`` has ``missing_keys``, ``unexpected_keys`` and ``mismatched_keys`` (key, checkpoint
+    shape, model shape), whatever the framework.
+    """
+    if info.unexpected_keys:
+        logger.warning(
+            "Some weights of the checkpoint were not used when initializing %s: %s\n- This is expected if you load a "
+            "checkpoint of another architecture or task (e.g. a pretraining checkpoint into a classifier).",
+            model_name,
+            info.unexpected_keys,
+        )
+    if info.missing_keys:
+        logger.warning(
+            "Some weights of %s were not initialized from the checkpoint and are newly initialized: %s\n"
+            "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference.",
+            model_name,
+            info.missing_keys,
+        )
+    if info.mismatched_keys:
+        lines = "\n".join(f"- {k}: found shape {list(a)} in the checkpoint and {list(b)} in the model instantiated" for k, a, b in info.mismatched_keys)
+        logger.warning(
+            "Some weights of %s were not initialized from the checkpoint and are newly initialized because the shapes did not match:\n%s",
+            model_name,
+            lines,
+        )

@@ -41,6 +41,7 @@ from flax.errors import InvalidRngError
 
 from . import modeling_outputs
 from .checkpoint_utils import (
+    log_loading_report,
     DEFAULT_MAX_SHARD_SIZE,
     FLAX_WEIGHTS_INDEX_NAME,
     FLAX_WEIGHTS_NAME,
@@ -680,25 +681,8 @@ class FlaxPreTrainedModel:
             return {(k[1:] if k[0] == prefix else k): v for k, v in checkpoint.items()}
         return checkpoint
 
-    def _warn_loading_report(self, info: ConversionReport) -> None:
-        name = type(self).__name__
-        if info.unexpected_keys:
-            logger.warning(
-                "Some weights of the checkpoint were not used when initializing %s: %s\n- This is expected if you load a "
-                "checkpoint of another architecture or task (e.g. a pretraining checkpoint into a classifier).",
-                name,
-                info.unexpected_keys,
-            )
-        if info.missing_keys:
-            logger.warning(
-                "Some weights of %s were not initialized from the checkpoint and are newly initialized: %s\n"
-                "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference.",
-                name,
-                info.missing_keys,
-            )
-        if info.mismatched_keys:
-            lines = "\n".join(f"- {k}: found shape {list(a)} in the checkpoint and {list(b)} in the model instantiated" for k, a, b in info.mismatched_keys)
-            logger.warning("Some weights of %s were not initialized from the checkpoint and are newly initialized because the shapes did not match:\n%s", name, lines)
+    def _warn_loading_report(self, info: Any) -> None:
+        log_loading_report(logger, type(self).__name__, info)
 
     def _warn_half_precision(self, params: Params) -> None:
         half = sorted({str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(params) if leaf.dtype in (jnp.bfloat16, jnp.float16)})

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from .checkpoint_utils import (
+    log_loading_report,
     FLAX_WEIGHTS_INDEX_NAME,
     FLAX_WEIGHTS_NAME,
     SAFE_WEIGHTS_INDEX_NAME,
@@ -580,31 +581,8 @@ class TFPreTrainedModel(keras.Model):
             return {(k[len(prefix) + 1 :] if k.startswith(prefix + "/") else k): v for k, v in checkpoint.items()}
         return checkpoint
 
-    def _warn_loading_report(self, info: _LoadingInfo) -> None:
-        name = type(self).__name__
-        if info.unexpected_keys:
-            logger.warning(
-                "Some weights of the checkpoint were not used when initializing %s: %s\n- This is expected if you load a "
-                "checkpoint of another architecture or task (e.g. a pretraining checkpoint into a classifier).",
-                name,
-                info.unexpected_keys,
-            )
-        if info.missing_keys:
-            logger.warning(
-                "Some weights of %s were not initialized from the checkpoint and are newly initialized: %s\n"
-                "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference.",
-                name,
-                info.missing_keys,
-            )
-        if info.mismatched_keys:
-            lines = "\n".join(
-                f"- {k}: found shape {list(a)} in the checkpoint and {list(b)} in the model instantiated" for k, a, b in info.mismatched_keys
-            )
-            logger.warning(
-                "Some weights of %s were not initialized from the checkpoint and are newly initialized because the shapes did not match:\n%s",
-                name,
-                lines,
-            )
+    def _warn_loading_report(self, info: Any) -> None:
+        log_loading_report(logger, type(self).__name__, info)
 
     # --- saving --------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .checkpoint_utils import (
+    log_loading_report,
     DEFAULT_MAX_SHARD_SIZE,
     checkpoint_format,
     read_foreign_as_pt_state,
@@ -601,25 +602,8 @@ class PreTrainedModel(nn.Module):
                     module._parameters[name] = p
         self.tie_weights()
 
-    def _warn_loading_report(self, info: LoadingInfo) -> None:
-        name = type(self).__name__
-        if info.unexpected_keys:
-            logger.warning(
-                "Some weights of the checkpoint were not used when initializing %s: %s\n- This is expected if you load a "
-                "checkpoint of another architecture or task (e.g. a pretraining checkpoint into a classifier).",
-                name,
-                info.unexpected_keys,
-            )
-        if info.missing_keys:
-            logger.warning(
-                "Some weights of %s were not initialized from the checkpoint and are newly initialized: %s\n"
-                "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference.",
-                name,
-                info.missing_keys,
-            )
-        if info.mismatched_keys:
-            lines = "\n".join(f"- {k}: found shape {list(a)} in the checkpoint and {list(b)} in the model instantiated" for k, a, b in info.mismatched_keys)
-            logger.warning("Some weights of %s were not initialized from the checkpoint and are newly initialized because the shapes did not match:\n%s", name, lines)
+    def _warn_loading_report(self, info: Any) -> None:
+        log_loading_report(logger, type(self).__name__, info)
 
     # --- saving ------------------------------------------------------------------------------
 
