@@ -7,7 +7,8 @@ Checks, with Transformers (if installed) as the reference on the same device:
 2. a training step on the device gives finite gradients for every head;
 3. decoder caching on the device equals a full forward;
 4. bf16 and fp16 loading/forward stay close to fp32;
-5. BERT-base forward time, ours vs Transformers, fp32 and bf16 (medians, interleaved).
+5. BERT-base forward time, ours vs Transformers, fp32 and bf16 (medians, interleaved);
+6. with --flax: our Flax BERT on the GPU (JAX's default device) matches our PyTorch BERT, jit-timed.
 Needs polyformers-core and polyformers-bert installed (the plugin is found through its metadata).
 """
 
@@ -154,11 +155,46 @@ def time_forward(device: str, results: dict, repeats: int) -> None:
             results[f"bert_base_b8x128_{str(dtype).split('.')[-1]}_ms"] = medians
 
 
+def check_flax(device: str, results: dict, repeats: int) -> None:
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "highest")  # true fp32, like allow_tf32=False
+    results["jax_devices"] = [str(d) for d in jax.devices()]
+    diffs = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name in ("BertForMaskedLM", "BertForSequenceClassification", "BertForQuestionAnswering"):
+            torch.manual_seed(0)
+            pt = getattr(polyformers, name)(polyformers.BertConfig(**TINY)).eval()
+            pt.save_pretrained(d)
+            flax_model = getattr(polyformers, "Flax" + name).from_pretrained(d, from_pt=True)
+            x = inputs_for(name, "cpu")
+            with torch.no_grad():
+                expected = main_output(pt.to(device)(**{k: v.to(device) for k, v in x.items()})).cpu().numpy()
+            got = main_output(flax_model(**{k: v.numpy() for k, v in x.items()}))
+            diffs[name] = float(abs(jax.device_get(got) - expected).max())
+        results["flax_vs_pytorch_max_abs_diff"] = diffs
+        assert max(diffs.values()) < 1e-4, diffs
+
+        torch.manual_seed(0)
+        polyformers.BertModel(polyformers.BertConfig()).save_pretrained(d)
+        model = polyformers.FlaxBertModel.from_pretrained(d, from_pt=True)
+        ids = jax.numpy.asarray(torch.randint(0, 30000, (8, 128)).numpy())
+        for _ in range(3):
+            model(ids).last_hidden_state.block_until_ready()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(ids).last_hidden_state.block_until_ready()
+            times.append(time.perf_counter() - start)
+        results["flax_bert_base_b8x128_fp32_ms"] = statistics.median(times) * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--flax", action="store_true", help="also check our Flax BERT on JAX's default device")
     args = parser.parse_args()
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # compare true fp32
@@ -168,6 +204,9 @@ def main() -> None:
         check(args.device, results)
         print(f"ok  {check.__name__}", flush=True)
     time_forward(args.device, results, args.repeats)
+    if args.flax:
+        check_flax(args.device, results, args.repeats)
+        print("ok  check_flax", flush=True)
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, "w") as f:
