@@ -86,3 +86,8 @@ def test_mismatched_shapes_are_reported():
 def test_flatten_round_trip():
     tree = {"a": {"b": {"kernel": 1}, "c": 2}}
     assert unflatten_dict(flatten_dict(tree)) == tree
+
+
+def test_plugins_extend_the_tf_table_with_data():
+    renames = ((r"/encoder_block_(\d+)/", r"/layer/\1/"),)  # a family whose TF layers are named otherwise
+    assert tf_name_to_pt("m/enc/encoder_block_2/dense/kernel:0", 2, renames=renames) == ("enc.layer.2.dense.weight", Layout.TRANSPOSE)

@@ -270,6 +270,13 @@ class TFPreTrainedModel(keras.Model):
     # PyTorch parameters a PyTorch checkpoint may leave out because they are tied:
     # {tied PyTorch name: PyTorch name it is a copy of}.
     _pt_tied_weights_keys: dict[str, str] = {}
+    # Extra (regex, replacement) pairs applied to this family's TF names before the standard
+    # table of polyformers.conversion: how a plugin whose names differ extends it with data.
+    _tf_weight_renames: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def _tf_name_to_pt(cls, name: str, ndim: int) -> tuple[str, Any]:
+        return tf_name_to_pt(name, ndim, renames=cls._tf_weight_renames)
 
     def __init__(self, config: PretrainedConfig, *inputs: Any, **kwargs: Any) -> None:
         if not isinstance(config, PretrainedConfig):
@@ -396,7 +403,7 @@ class TFPreTrainedModel(keras.Model):
         Tied copies are not repeated (PyTorch models tie them again on load), as in PyTorch's
         ``save_pretrained``.
         """
-        return to_pt_state({self._full_name(name): v.numpy() for name, v in self._named_variables().items()}, tf_name_to_pt)
+        return to_pt_state({self._full_name(name): v.numpy() for name, v in self._named_variables().items()}, self._tf_name_to_pt)
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -499,7 +506,7 @@ class TFPreTrainedModel(keras.Model):
             relative = {self._full_name(name): name for name in variables}
             shapes = {full: tuple(variables[name].shape) for full, name in relative.items()}
             arrays, report = pt_weights_for(
-                checkpoint, shapes, tf_name_to_pt, base_model_prefix=self.base_model_prefix, tied_sources=self._pt_tied_weights_keys
+                checkpoint, shapes, self._tf_name_to_pt, base_model_prefix=self.base_model_prefix, tied_sources=self._pt_tied_weights_keys
             )
             found = {relative[k]: a for k, a in arrays.items()}
             info.missing_keys = [relative[k] for k in report.missing_keys]
