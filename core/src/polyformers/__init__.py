@@ -32,7 +32,13 @@ _CORE_NAMES: dict[str, str] = {
     "AddedToken": "tokenization_utils_base",
     "PreTrainedTokenizer": "tokenization_utils",
     "PreTrainedTokenizerFast": "tokenization_utils_fast",
-    "set_seed": "utils",
+    "pipeline": "pipelines",
+    "Pipeline": "pipelines",
+    "PIPELINE_REGISTRY": "pipelines",
+    "FeatureExtractionPipeline": "pipelines",
+    "SentenceEmbeddingsPipeline": "pipelines",
+    "FillMaskPipeline": "pipelines",
+    "TextClassificationPipeline": "pipelines",
     **{name: "auto" for name in _AUTO_NAMES},
 }
 

@@ -1,4 +1,4 @@
-"""The ``polyformers`` command: ``polyformers convert``, ``polyformers plugins``."""
+"""The ``polyformers`` command: ``polyformers run``, ``polyformers convert``, ``polyformers plugins``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ def _convert(args: argparse.Namespace) -> int:
 
     cls = convert(args.src, args.dst, to=args.to, safe_serialization=args.safetensors, model_class=args.model_class)
     print(f"wrote {args.dst} ({cls.__name__})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One JSON line per input; inputs from the arguments, else a file, else standard input."""
+    import json
+
+    from .pipelines import run_command
+
+    if args.inputs:
+        inputs = args.inputs
+    else:
+        stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
+        with stream:
+            inputs = [line.rstrip("\n") for line in stream if line.strip()]
+    for result in run_command(args.task, args.model, inputs, batch_size=args.batch_size):
+        print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
@@ -28,6 +45,14 @@ def _plugins(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polyformers", description="polyformers command line")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a pipeline task on texts: one JSON line out per input")
+    run.add_argument("task", help="e.g. feature-extraction, sentence-embeddings, fill-mask, text-classification")
+    run.add_argument("--model", required=True, help="a directory written by save_pretrained, or a cached hub repo id")
+    run.add_argument("--file", help="read inputs from this file, one per line (default: standard input)")
+    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("inputs", nargs="*", help="input texts (else --file or standard input)")
+    run.set_defaults(run=_run)
 
     convert = commands.add_parser("convert", help="write a checkpoint's weights for another framework")
     convert.add_argument("src", help="directory written by save_pretrained (ours or Transformers')")

@@ -1,0 +1,186 @@
+"""Pipelines: ``pipeline(task, model=...)`` runs a model on raw inputs, as in Transformers.
+
+    from polyformers import pipeline
+    fill = pipeline("fill-mask", model="path/to/bert")
+    fill("Paris is the [MASK] of France.")
+
+Importing this package imports no framework: PyTorch is imported when a pipeline is built.
+Only PyTorch pipelines exist so far; ``framework="tf"``/``"flax"`` raise NotImplementedError.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..registry import REGISTRY, TASKS
+from .registry import PIPELINE_REGISTRY, PipelineRegistry, PipelineTask
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PIPELINE_REGISTRY", "Pipeline", "PipelineRegistry", "PipelineTask", "pipeline", "run_command"]
+
+# Names that need torch, imported on first access.
+_LAZY = {
+    "Pipeline": "base",
+    "FeatureExtractionPipeline": "text_tasks",
+    "SentenceEmbeddingsPipeline": "text_tasks",
+    "FillMaskPipeline": "text_tasks",
+    "TextClassificationPipeline": "text_tasks",
+}
+
+# Keyword arguments of pipeline() that go to from_pretrained of the model, config and tokenizer.
+_HUB_KWARGS = ("revision", "token", "use_auth_token", "cache_dir", "local_files_only", "force_download", "subfolder")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def pipeline(
+    task: str | None = None,
+    model: str | os.PathLike | Any | None = None,
+    tokenizer: str | os.PathLike | Any | None = None,
+    framework: str | None = None,
+    device: int | str | Any | None = None,
+    batch_size: int = 1,
+    **kwargs: Any,
+) -> Any:
+    """Build the pipeline of ``task`` around ``model``, like ``transformers.pipeline``.
+
+    Args:
+        task: a task name or alias (``"fill-mask"``, ``"sentiment-analysis"``...); when omitted
+            it is read from ``config.architectures`` (``BertForMaskedLM`` -> ``"fill-mask"``).
+        model: a local directory or Hub repo id, or a loaded PyTorch model. Required: no default
+            model is downloaded.
+        tokenizer: a path/repo id or a tokenizer; by default the model's own.
+        framework: ``"pt"`` (or ``None``); TensorFlow and Flax pipelines are not implemented yet.
+        device: ``-1``/``"cpu"``, ``0``/``"cuda:0"``, a ``torch.device``; ``None`` keeps the model
+            where it is.
+        batch_size: inputs per forward pass when a list or generator is given.
+        **kwargs: ``model_kwargs`` (a dict for the model's ``from_pretrained``), ``dtype``,
+            ``revision``, ``token``...; the rest become the pipeline's default call parameters
+            (e.g. ``top_k=2``).
+
+    Returns:
+        A :class:`Pipeline` subclass instance.
+    """
+    if framework not in (None, "pt"):
+        if framework in ("tf", "flax"):
+            raise NotImplementedError(f"framework={framework!r}: TensorFlow and Flax pipelines are not implemented yet; only PyTorch ('pt') is. Use framework='pt' (or leave it out).")
+        raise ValueError(f"framework must be 'pt', 'tf' or 'flax', got {framework!r}.")
+    kwargs.pop("trust_remote_code", None)  # never honoured: only installed code runs
+    hub_kwargs = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
+    model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
+    for key in ("dtype", "torch_dtype"):
+        if key in kwargs:
+            model_kwargs[key] = kwargs.pop(key)
+    config = kwargs.pop("config", None)
+
+    if model is None:
+        spec = PIPELINE_REGISTRY.check_task(task) if task is not None else None
+        hint = f" (this task's suggested model is {spec.default_model!r})" if spec is not None and spec.default_model else ""
+        raise ValueError(
+            f"pipeline({task!r}) got no model, and polyformers never downloads a default one. "
+            f"Pass model= a local directory, a Hub repo id or a loaded model{hint}, e.g. "
+            f"pipeline({task or 'fill-mask'!r}, model='path/to/checkpoint')."
+        )
+
+    from ..auto import AutoConfig, AutoTokenizer
+
+    model_path = model if isinstance(model, (str, os.PathLike)) else None
+    if model_path is not None:
+        if config is None or isinstance(config, (str, os.PathLike)):
+            config = AutoConfig.from_pretrained(config if config is not None else model_path, **hub_kwargs)
+    else:
+        _check_model_instance(model)
+        config = model.config
+
+    if task is None:
+        task = _infer_task(config)
+        logger.info("pipeline: no task given; %s in config.architectures means task %r.", config.architectures, task)
+    spec = PIPELINE_REGISTRY.check_task(task)
+
+    if model_path is not None:
+        model_class = _model_class_for(config, spec)
+        model = model_class.from_pretrained(model_path, config=config, **hub_kwargs, **model_kwargs)
+
+    if tokenizer is None:
+        source = model_path if model_path is not None else getattr(config, "name_or_path", "")
+        if not source:
+            raise ValueError(f"pipeline({task!r}) cannot find a tokenizer: the model instance has no config.name_or_path. Pass tokenizer= a path or a tokenizer instance.")
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, **hub_kwargs)
+
+    pipeline_class = spec.load_class()
+    return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, batch_size=batch_size, **kwargs)
+
+
+def _check_model_instance(model: Any) -> None:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a path, a Hub repo id or a loaded PyTorch model, got {type(model).__name__}. TensorFlow and Flax pipelines are not implemented yet.")
+    if not hasattr(model, "config"):
+        raise TypeError(f"model {type(model).__name__} has no .config; pass a polyformers PreTrainedModel.")
+
+
+def _model_task_of(model_type: str, architecture: str) -> str | None:
+    """The registry task whose PyTorch class is named ``architecture``; else guessed from the
+    Auto class suffix (``...ForMaskedLM`` -> ``masked-lm``, ``...Model`` -> ``base``)."""
+    from .. import plugins
+
+    try:
+        plugins.ensure_model_type(model_type)
+    except Exception as exc:  # an uninstalled plugin only weakens the guess; loading will say why
+        logger.debug("pipeline: cannot activate the plugin of %r: %s", model_type, exc)
+    for (mt, model_task, framework), by_source in REGISTRY.models.items():
+        if mt == model_type and framework == "pt" and any(e.class_name == architecture for e in by_source.values()):
+            return model_task
+    suffixes = sorted(((auto[len("AutoModel"):], t) for t, auto in TASKS.items() if t != "base"), key=lambda x: -len(x[0]))
+    for suffix, model_task in suffixes:
+        if architecture.endswith(suffix):
+            return model_task
+    return "base" if architecture.endswith("Model") else None
+
+
+def _infer_task(config: Any) -> str:
+    architectures = list(getattr(config, "architectures", None) or [])
+    for architecture in architectures:
+        model_task = _model_task_of(config.model_type, architecture)
+        for spec in PIPELINE_REGISTRY.tasks():
+            if model_task in spec.model_tasks:
+                return spec.task
+    raise ValueError(
+        f"Cannot infer the task: config.architectures is {architectures!r}, which no pipeline task "
+        f"runs. Pass task=, one of {', '.join(PIPELINE_REGISTRY.get_supported_tasks())}."
+    )
+
+
+def _model_class_for(config: Any, spec: PipelineTask) -> type:
+    from ..registry import get_model_class
+
+    errors = []
+    for model_task in spec.model_tasks:
+        try:
+            return get_model_class(config.model_type, model_task, "pt")
+        except ValueError as exc:
+            errors.append(str(exc))
+    raise ValueError(f"Task {spec.task!r} needs a PyTorch {' or '.join(TASKS[t] for t in spec.model_tasks)} model, which model type {config.model_type!r} does not provide. " + " ".join(errors))
+
+
+def run_command(task: str, model: str, inputs: Iterable[str], batch_size: int = 8, **kwargs: Any) -> Iterator[dict | list]:
+    """Results of ``task`` on each input, in order, for ``polyformers run``: JSON-ready values.
+
+    ``inputs`` may be any iterable (a list, a file's lines); it is streamed in sorted chunks.
+    """
+    pipe = pipeline(task, model=model, batch_size=batch_size, **kwargs)
+    yield from pipe(iter(inputs))
