@@ -92,3 +92,11 @@ def test_framework_missing_names_the_extra(monkeypatch, framework, name, extra):
     message = str(excinfo.value)
     assert f"pip install 'polyformers-bert[{extra}]'" in message
     assert "PyTorch, TensorFlow, JAX/Flax" in message
+
+
+def test_env_command_lists_versions_and_plugins(capsys):
+    from polyformers.cli import main
+
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert "polyformers-core" in out and "polyformers-bert 0.1.0 (bert)" in out and "torch" in out

@@ -1,4 +1,4 @@
-"""The ``polyformers`` command: ``polyformers run``, ``polyformers convert``, ``polyformers plugins``."""
+"""The ``polyformers`` command: ``run``, ``convert``, ``plugins``, ``env``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,43 @@ def _plugins(args: argparse.Namespace) -> int:
     return 1 if any(p.status == "failed" for p in plugins) else 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    """What to paste into a bug report: versions (read from metadata: nothing heavy is imported)."""
+    import importlib.metadata
+    import os
+    import platform
+
+    from . import __version__
+    from .plugins import list_plugins
+
+    def version(distribution: str) -> str:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    rows = {
+        "polyformers-core": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": version("torch"),
+        "tensorflow": version("tensorflow-cpu") if version("tensorflow") == "not installed" else version("tensorflow"),
+        "keras": version("keras"),
+        "jax": version("jax"),
+        "flax": version("flax"),
+        "tokenizers": version("tokenizers"),
+        "safetensors": version("safetensors"),
+        "huggingface_hub": version("huggingface_hub"),
+    }
+    for key in ("HF_HUB_OFFLINE", "HF_HOME", "POLYFORMERS_PREFER"):
+        rows[key] = os.environ.get(key, "(unset)")
+    rows["plugins"] = ", ".join(f"{p.distribution} {p.version} ({', '.join(p.model_types)})" for p in list_plugins()) or "none"
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polyformers", description="polyformers command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins, their model types and load errors")
     plugins.add_argument("--no-activate", dest="activate", action="store_false", help="only read metadata")
     plugins.set_defaults(run=_plugins)
+
+    env = commands.add_parser("env", help="versions of polyformers, Python, the frameworks and plugins (for bug reports)")
+    env.set_defaults(run=_env)
 
     args = parser.parse_args(argv)
     try:
