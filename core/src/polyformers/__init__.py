@@ -39,6 +39,10 @@ _CORE_NAMES: dict[str, str] = {
     "SentenceEmbeddingsPipeline": "pipelines",
     "FillMaskPipeline": "pipelines",
     "TextClassificationPipeline": "pipelines",
+    "TokenClassificationPipeline": "pipelines",
+    "NerPipeline": "pipelines",
+    "AggregationStrategy": "pipelines",
+    "QuestionAnsweringPipeline": "pipelines",
     **{name: "auto" for name in _AUTO_NAMES},
 }
 

@@ -30,6 +30,10 @@ _LAZY = {
     "SentenceEmbeddingsPipeline": "text_tasks",
     "FillMaskPipeline": "text_tasks",
     "TextClassificationPipeline": "text_tasks",
+    "TokenClassificationPipeline": "token_classification",
+    "NerPipeline": "token_classification",
+    "AggregationStrategy": "token_classification",
+    "QuestionAnsweringPipeline": "question_answering",
 }
 
 # Keyword arguments of pipeline() that go to from_pretrained of the model, config and tokenizer.

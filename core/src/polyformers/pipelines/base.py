@@ -10,6 +10,12 @@ A task subclasses :class:`Pipeline` and writes three steps:
 - ``postprocess(outputs, **params)`` turns one input's outputs (batch dimension 1) into the
   result users see.
 
+A chunking task (``chunked = True``: token-classification with ``stride``, question-answering)
+fans one input out into several forward items: its ``preprocess`` returns a list of items, each the
+model inputs of one window plus any metadata the postprocess needs (keys outside
+``model_input_keys``, passed through untouched). Windows of all inputs are batched together like
+any other inputs, and ``postprocess`` receives the list of one input's window outputs, in order.
+
 Batches are padded on the right to their own longest input, never to a fixed length, and inputs are sorted by
 length first so that each batch holds inputs of similar length; results come back in input order.
 """
@@ -60,6 +66,10 @@ class Pipeline:
     framework = "pt"
     # Output keys with a token dimension (dim 1) that is cut to each input's length when unbatching.
     token_outputs: tuple[str, ...] = ()
+    # True when preprocess returns a list of forward items per input and postprocess takes their list.
+    chunked: bool = False
+    # Keys of a chunked item that are model inputs (batched and padded); the others are metadata.
+    model_input_keys: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
 
     def __init__(self, model: Any, tokenizer: Any = None, task: str = "", device: Any = None, batch_size: int = 1, **kwargs: Any) -> None:
         if not isinstance(model, torch.nn.Module):
@@ -131,17 +141,31 @@ class Pipeline:
     def _run_many(self, inputs: list[Any], batch_size: int, pre: dict, fwd: dict, post: dict) -> Iterator[Any]:
         """Results of ``inputs`` in their order; forward passes run on length-sorted batches."""
         encoded = [self.preprocess(item, **pre) for item in inputs]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+        # (input index, forward item): one item per input, or one per window of a chunking task.
+        items = [(i, f) for i, features in enumerate(encoded) for f in features] if self.chunked else list(enumerate(encoded))
+        order = sorted(range(len(items)), key=lambda j: len(items[j][1]["input_ids"]))
         results: list[Any] = [None] * len(encoded)
+        window_outputs: list[Any] = [None] * len(items)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
-                batch = self._collate([encoded[i] for i in indices])
-                outputs = self._forward(batch, **fwd)
-                for row, i in enumerate(indices):
-                    length = len(encoded[i]["input_ids"])
+                features = [items[j][1] for j in indices]
+                if self.chunked:
+                    features = [{k: v for k, v in f.items() if k in self.model_input_keys} for f in features]
+                outputs = self._forward(self._collate(features), **fwd)
+                for row, j in enumerate(indices):
+                    i, feature = items[j]
+                    length = len(feature["input_ids"])
                     one = {k: self._unbatch(k, v, row, length) for k, v in outputs.items()}
-                    results[i] = self.postprocess(one, **post)
+                    if self.chunked:
+                        window_outputs[j] = {**{k: v for k, v in feature.items() if k not in self.model_input_keys}, **one}
+                    else:
+                        results[i] = self.postprocess(one, **post)
+        if self.chunked:
+            by_input: list[list[Any]] = [[] for _ in encoded]
+            for (i, _), output in zip(items, window_outputs):
+                by_input[i].append(output)
+            results = [self.postprocess(windows, **post) for windows in by_input]
         # Results are computed before the first is yielded: sorting needs every input anyway.
         yield from results
 

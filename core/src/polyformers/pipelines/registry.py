@@ -37,6 +37,8 @@ CORE_TASKS = (
     PipelineTask("sentence-embeddings", "polyformers.pipelines.text_tasks:SentenceEmbeddingsPipeline", ("base",), aliases=("sentence-similarity",)),
     PipelineTask("fill-mask", "polyformers.pipelines.text_tasks:FillMaskPipeline", ("masked-lm",)),
     PipelineTask("text-classification", "polyformers.pipelines.text_tasks:TextClassificationPipeline", ("sequence-classification",), aliases=("sentiment-analysis",)),
+    PipelineTask("token-classification", "polyformers.pipelines.token_classification:TokenClassificationPipeline", ("token-classification",), aliases=("ner",)),
+    PipelineTask("question-answering", "polyformers.pipelines.question_answering:QuestionAnsweringPipeline", ("question-answering",)),
 )
 
 
