@@ -43,6 +43,7 @@ _CORE_NAMES: dict[str, str] = {
     "NerPipeline": "pipelines",
     "AggregationStrategy": "pipelines",
     "QuestionAnsweringPipeline": "pipelines",
+    "ZeroShotClassificationPipeline": "pipelines",
     **{name: "auto" for name in _AUTO_NAMES},
 }
 

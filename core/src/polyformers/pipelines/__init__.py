@@ -34,6 +34,7 @@ _LAZY = {
     "NerPipeline": "token_classification",
     "AggregationStrategy": "token_classification",
     "QuestionAnsweringPipeline": "question_answering",
+    "ZeroShotClassificationPipeline": "zero_shot",
 }
 
 # Keyword arguments of pipeline() that go to from_pretrained of the model, config and tokenizer.

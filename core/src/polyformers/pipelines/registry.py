@@ -39,6 +39,7 @@ CORE_TASKS = (
     PipelineTask("text-classification", "polyformers.pipelines.text_tasks:TextClassificationPipeline", ("sequence-classification",), aliases=("sentiment-analysis",)),
     PipelineTask("token-classification", "polyformers.pipelines.token_classification:TokenClassificationPipeline", ("token-classification",), aliases=("ner",)),
     PipelineTask("question-answering", "polyformers.pipelines.question_answering:QuestionAnsweringPipeline", ("question-answering",)),
+    PipelineTask("zero-shot-classification", "polyformers.pipelines.zero_shot:ZeroShotClassificationPipeline", ("sequence-classification",)),
 )
 
 
