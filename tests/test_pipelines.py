@@ -209,8 +209,8 @@ def test_registry_register_and_refuse_duplicates(checkpoints):
 def test_pipeline_argument_errors(checkpoints):
     with pytest.raises(ValueError, match=r"Unknown task 'fil-mask'; available tasks are .*fill-mask.*text-classification"):
         pipeline("fil-mask", model=checkpoints["mlm"])
-    with pytest.raises(NotImplementedError, match="TensorFlow and Flax pipelines are not implemented yet"):
-        pipeline("fill-mask", model=checkpoints["mlm"], framework="tf")
+    with pytest.raises(TypeError, match=r"loaded polyformers model \(PyTorch, TensorFlow or Flax\), got object"):
+        pipeline("fill-mask", model=object(), tokenizer=checkpoints["mlm"])
     with pytest.raises(ValueError, match="framework must be 'pt', 'tf' or 'flax'"):
         pipeline("fill-mask", model=checkpoints["mlm"], framework="jax")
     with pytest.raises(ValueError, match="Pass model="):

@@ -5,7 +5,8 @@
     fill("Paris is the [MASK] of France.")
 
 Importing this package imports no framework: PyTorch is imported when a pipeline is built.
-Only PyTorch pipelines exist so far; ``framework="tf"``/``"flax"`` raise NotImplementedError.
+``framework="tf"``/``"flax"`` run a TensorFlow or Flax model through the same steps (see
+:mod:`polyformers.pipelines.framework_adapter`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def pipeline(
         model: a local directory or Hub repo id, or a loaded PyTorch model. Required: no default
             model is downloaded.
         tokenizer: a path/repo id or a tokenizer; by default the model's own.
-        framework: ``"pt"`` (or ``None``); TensorFlow and Flax pipelines are not implemented yet.
+        framework: ``"pt"`` (default), ``"tf"`` or ``"flax"``: which framework's model computes.
         device: ``-1``/``"cpu"``, ``0``/``"cuda:0"``, a ``torch.device``; ``None`` keeps the model
             where it is.
         batch_size: inputs per forward pass when a list or generator is given.
@@ -77,9 +78,7 @@ def pipeline(
     Returns:
         A :class:`Pipeline` subclass instance.
     """
-    if framework not in (None, "pt"):
-        if framework in ("tf", "flax"):
-            raise NotImplementedError(f"framework={framework!r}: TensorFlow and Flax pipelines are not implemented yet; only PyTorch ('pt') is. Use framework='pt' (or leave it out).")
+    if framework not in (None, "pt", "tf", "flax"):
         raise ValueError(f"framework must be 'pt', 'tf' or 'flax', got {framework!r}.")
     kwargs.pop("trust_remote_code", None)  # never honoured: only installed code runs
     hub_kwargs = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
@@ -104,8 +103,9 @@ def pipeline(
     if model_path is not None:
         if config is None or isinstance(config, (str, os.PathLike)):
             config = AutoConfig.from_pretrained(config if config is not None else model_path, **hub_kwargs)
+        framework = framework or "pt"
     else:
-        _check_model_instance(model)
+        framework = _check_model_instance(model, framework)
         config = model.config
 
     if task is None:
@@ -114,8 +114,14 @@ def pipeline(
     spec = PIPELINE_REGISTRY.check_task(task)
 
     if model_path is not None:
-        model_class = _model_class_for(config, spec)
+        model_class = _model_class_for(config, spec, framework)
+        if framework != "pt":
+            model_kwargs.setdefault("from_pt", True)  # a PyTorch-only checkpoint serves every framework
         model = model_class.from_pretrained(model_path, config=config, **hub_kwargs, **model_kwargs)
+    if framework != "pt":
+        from .framework_adapter import FrameworkModel
+
+        model = FrameworkModel(model, framework)
 
     if tokenizer is None:
         source = model_path if model_path is not None else getattr(config, "name_or_path", "")
@@ -129,13 +135,18 @@ def pipeline(
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, batch_size=batch_size, **kwargs)
 
 
-def _check_model_instance(model: Any) -> None:
-    import torch
+def _check_model_instance(model: Any, framework: str | None) -> str:
+    """The framework of a loaded model; it must agree with ``framework`` if one was given."""
+    from .framework_adapter import framework_of
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a path, a Hub repo id or a loaded PyTorch model, got {type(model).__name__}. TensorFlow and Flax pipelines are not implemented yet.")
+    actual = framework_of(model)
+    if actual is None:
+        raise TypeError(f"model must be a path, a Hub repo id or a loaded polyformers model (PyTorch, TensorFlow or Flax), got {type(model).__name__}.")
+    if framework is not None and framework != actual:
+        raise ValueError(f"framework={framework!r} but the model is a {actual!r} model ({type(model).__name__}); leave framework out or pass {actual!r}.")
     if not hasattr(model, "config"):
-        raise TypeError(f"model {type(model).__name__} has no .config; pass a polyformers PreTrainedModel.")
+        raise TypeError(f"model {type(model).__name__} has no .config; pass a polyformers model.")
+    return actual
 
 
 def _model_task_of(model_type: str, architecture: str) -> str | None:
@@ -170,16 +181,17 @@ def _infer_task(config: Any) -> str:
     )
 
 
-def _model_class_for(config: Any, spec: PipelineTask) -> type:
+def _model_class_for(config: Any, spec: PipelineTask, framework: str = "pt") -> type:
     from ..registry import get_model_class
 
     errors = []
     for model_task in spec.model_tasks:
         try:
-            return get_model_class(config.model_type, model_task, "pt")
+            return get_model_class(config.model_type, model_task, framework)
         except ValueError as exc:
             errors.append(str(exc))
-    raise ValueError(f"Task {spec.task!r} needs a PyTorch {' or '.join(TASKS[t] for t in spec.model_tasks)} model, which model type {config.model_type!r} does not provide. " + " ".join(errors))
+    human = {"pt": "PyTorch", "tf": "TensorFlow", "flax": "Flax"}[framework]
+    raise ValueError(f"Task {spec.task!r} needs a {human} {' or '.join(TASKS[t] for t in spec.model_tasks)} model, which model type {config.model_type!r} does not provide. " + " ".join(errors))
 
 
 def run_command(task: str, model: str, inputs: Iterable[str], batch_size: int = 8, **kwargs: Any) -> Iterator[dict | list]:
