@@ -80,3 +80,20 @@ def test_loaded_tf_and_flax_models_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="framework='flax' but the model is a 'tf' model"):
         pipeline("text-classification", model=tf_model, tokenizer=str(classifier), framework="flax")
     assert pipeline("text-classification", model=tf_model, tokenizer=str(classifier))("paris")[0]["label"].startswith("LABEL_")
+
+
+def test_default_model_only_from_the_local_cache(tmp_path, monkeypatch):
+    """A task's default model is used when it is in the hub cache; otherwise the error says to pass model=."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="default, 'sentence-transformers/all-MiniLM-L6-v2', is not in the local cache"):
+        pipeline("sentence-embeddings", cache_dir=str(cache))
+    snapshot = cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / ("a" * 40)
+    source = checkpoint(tmp_path, BertModel, "minilm-like")
+    snapshot.mkdir(parents=True)
+    for item in source.iterdir():
+        (snapshot / item.name).write_bytes(item.read_bytes())
+    (cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs").mkdir()
+    (cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs" / "main").write_text("a" * 40)
+    embed = pipeline("sentence-embeddings", cache_dir=str(cache))
+    assert len(embed("paris")) == TINY["hidden_size"]

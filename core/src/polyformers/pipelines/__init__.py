@@ -90,12 +90,17 @@ def pipeline(
 
     if model is None:
         spec = PIPELINE_REGISTRY.check_task(task) if task is not None else None
-        hint = f" (this task's suggested model is {spec.default_model!r})" if spec is not None and spec.default_model else ""
-        raise ValueError(
-            f"pipeline({task!r}) got no model, and polyformers never downloads a default one. "
-            f"Pass model= a local directory, a Hub repo id or a loaded model{hint}, e.g. "
-            f"pipeline({task or 'fill-mask'!r}, model='path/to/checkpoint')."
-        )
+        default = spec.default_model if spec is not None else None
+        if default is not None and _in_local_cache(default, hub_kwargs):
+            logger.warning("pipeline(%r): no model given; using the task's default %r from the local cache.", task, default)
+            model = default
+        else:
+            hint = f" (this task's default, {default!r}, is not in the local cache)" if default else ""
+            raise ValueError(
+                f"pipeline({task!r}) got no model, and polyformers never downloads a default one. "
+                f"Pass model= a local directory, a Hub repo id or a loaded model{hint}, e.g. "
+                f"pipeline({task or 'fill-mask'!r}, model='path/to/checkpoint')."
+            )
 
     from ..auto import AutoConfig, AutoTokenizer
 
@@ -133,6 +138,17 @@ def pipeline(
 
     pipeline_class = spec.load_class()
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, batch_size=batch_size, **kwargs)
+
+
+def _in_local_cache(repo_id: str, hub_kwargs: dict[str, Any]) -> bool:
+    """True if ``repo_id``'s config.json is in the local hub cache (or ``repo_id`` is a directory)."""
+    from ..hub import resolve_file
+
+    lookup = {k: v for k, v in hub_kwargs.items() if k in ("cache_dir", "revision")}
+    try:
+        return resolve_file(repo_id, "config.json", local_files_only=True, **lookup) is not None
+    except OSError:
+        return False
 
 
 def _check_model_instance(model: Any, framework: str | None) -> str:

@@ -34,7 +34,13 @@ class PipelineTask:
 
 CORE_TASKS = (
     PipelineTask("feature-extraction", "polyformers.pipelines.text_tasks:FeatureExtractionPipeline", ("base",)),
-    PipelineTask("sentence-embeddings", "polyformers.pipelines.text_tasks:SentenceEmbeddingsPipeline", ("base",), aliases=("sentence-similarity",)),
+    PipelineTask(
+        "sentence-embeddings",
+        "polyformers.pipelines.text_tasks:SentenceEmbeddingsPipeline",
+        ("base",),
+        default_model="sentence-transformers/all-MiniLM-L6-v2",  # used only if already in the local hub cache
+        aliases=("sentence-similarity",),
+    ),
     PipelineTask("fill-mask", "polyformers.pipelines.text_tasks:FillMaskPipeline", ("masked-lm",)),
     PipelineTask("text-classification", "polyformers.pipelines.text_tasks:TextClassificationPipeline", ("sequence-classification",), aliases=("sentiment-analysis",)),
     PipelineTask("token-classification", "polyformers.pipelines.token_classification:TokenClassificationPipeline", ("token-classification",), aliases=("ner",)),
