@@ -212,13 +212,15 @@ class _AutoPreprocessor:
         kwargs.pop("trust_remote_code", None)
         hub_kwargs = pop_hub_kwargs(dict(kwargs))
         path = pretrained_model_name_or_path
-        for filename in cls._files:
+        for filename in (*cls._files, "processor_config.json"):
             data = _read_json(resolve_file(path, filename, **hub_kwargs))
-            for key in cls._type_keys:
-                if data.get(key):
-                    from ..plugins import find_class
+            # Transformers 5 nests a processor's parts in processor_config.json ("feature_extractor": {...}).
+            for section in (data, data.get(cls._kind) if isinstance(data.get(cls._kind), dict) else {}):
+                for key in cls._type_keys:
+                    if section.get(key):
+                        from ..plugins import find_class
 
-                    return find_class(data[key]).from_pretrained(path, **kwargs)
+                        return find_class(section[key]).from_pretrained(path, **kwargs)
         model_type = _read_json(resolve_file(path, CONFIG_NAME, **hub_kwargs)).get("model_type")
         processor_class = get_processor_class(model_type, cls._kind) if model_type else None
         if processor_class is None:
