@@ -67,3 +67,11 @@ def test_safetensors_flag_and_command_line(pt_dir, tmp_path):
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out"), "--to", "tf"]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_pytorch_reads_a_sharded_tf_checkpoint(pt_dir, tmp_path):
+    TFBertForMaskedLM.from_pretrained(pt_dir).save_pretrained(tmp_path / "tf", max_shard_size="10KB")
+    assert (tmp_path / "tf" / "tf_model.h5.index.json").is_file()
+    back = BertForMaskedLM.from_pretrained(tmp_path / "tf", from_tf=True)
+    with torch.no_grad():
+        assert np.abs(back(torch.from_numpy(IDS)).logits.numpy() - logits(pt_dir)).max() < 1e-6

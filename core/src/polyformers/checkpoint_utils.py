@@ -145,12 +145,10 @@ def read_foreign_as_pt_state(files: list[str], weights_name: str) -> dict[str, A
 
     shards = files[1:] if weights_name.endswith(".index.json") else files
     if weights_name.startswith("tf_model.h5"):
-        from .tf_h5 import read_tf_h5
+        from .tf_h5 import read_tf_h5_files
 
-        weights: dict[Any, Any] = {}
-        for shard in shards:
-            weights.update(read_tf_h5(shard))
-        return to_pt_state(weights, tf_name_to_pt)
+        # One reader for single files and shards: it restores the model scope shards leave out.
+        return to_pt_state(read_tf_h5_files(files), tf_name_to_pt)
     if weights_name.startswith("flax_model.msgpack"):
         from .flax_msgpack import read_flax_msgpack
 

@@ -277,10 +277,8 @@ def find_class(name: str) -> Any:
 
 
 def _serves(entry: Entry) -> bool:
-    try:
-        return owner_distribution(entry.model_type) == entry.source
-    except ModelTypeConflictError:
-        raise
+    """Whether ``entry``'s distribution owns its model type (a conflict raises, naming both)."""
+    return owner_distribution(entry.model_type) == entry.source
 
 
 def _class_install_hint(name: str) -> str:

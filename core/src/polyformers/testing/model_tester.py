@@ -85,7 +85,10 @@ class ModelTesterMixin:
             assert isinstance(as_tuple, tuple), model_class.__name__
             assert max_abs_diff(outputs.to_tuple(), as_tuple) == 0.0, model_class.__name__
             main = first_output(outputs)
-            assert main is outputs[0] or torch.equal(main, outputs[0]) or "loss" in outputs
+            # The main output leads the tuple, right after the loss when there is one.
+            keys = list(outputs.keys())
+            leading = keys[1] if keys[0] == "loss" else keys[0]
+            assert torch.equal(main, outputs[leading]), f"{model_class.__name__}: main output is {leading!r}"
             assert torch.isfinite(main).all(), model_class.__name__
 
     def test_determinism(self):
