@@ -41,6 +41,25 @@ class Wav2Vec2BaseModelOutput(ModelOutput):
 
 
 @dataclass(repr=False)
+class Wav2Vec2ForPreTrainingOutput(ModelOutput):
+    """Pre-training outputs; the three losses are set only when ``sampled_negative_indices`` are given.
+
+    ``loss`` is ``contrastive_loss + config.diversity_loss_weight * diversity_loss``; both are sums
+    over the masked frames, as in the paper. ``projected_states`` and ``projected_quantized_states``
+    are (B, T, proj_codevector_dim).
+    """
+
+    loss: Any = None
+    projected_states: Any = None
+    projected_quantized_states: Any = None
+    codevector_perplexity: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    contrastive_loss: Any = None
+    diversity_loss: Any = None
+
+
+@dataclass(repr=False)
 class CausalLMOutput(ModelOutput):
     loss: Any = None
     logits: Any = None
@@ -106,6 +125,32 @@ def _compute_mask_indices(
     indices = np.minimum(indices, sequence_length - 1)
     np.put_along_axis(spec_aug_mask, indices, 1, -1)
     return spec_aug_mask
+
+
+def _sample_negative_indices(
+    features_shape: tuple[int, int], num_negatives: int, mask_time_indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Distractors for the contrastive loss, as a (B, T, num_negatives) int32 array; as Transformers.
+
+    For each masked frame, ``num_negatives`` other masked frames of the same row, drawn uniformly
+    with replacement but never the frame itself. Indices are into the flattened (B * T) frames, so
+    row ``b`` holds values in ``[b * T, (b + 1) * T)``; unmasked frames keep ``b * T``.
+    """
+    batch_size, sequence_length = features_shape
+    frames = np.arange(sequence_length)
+    sampled = np.zeros((batch_size, sequence_length, num_negatives), dtype=np.int32)
+    mask = mask_time_indices.astype(bool) if mask_time_indices is not None else np.ones(features_shape, dtype=bool)
+    for b in range(batch_size):
+        num_masked = mask[b].sum()
+        masked_frames = frames[mask[b]]
+        # Draw from num_masked - 1 values and shift those at or past the positive up by one:
+        # uniform over the other masked frames.
+        positives = np.broadcast_to(np.arange(num_masked)[:, None], (num_masked, num_negatives))
+        draws = np.random.randint(0, num_masked - 1, size=(num_masked, num_negatives))
+        draws[draws >= positives] += 1
+        sampled[b][mask[b]] = masked_frames[draws]
+        sampled[b] += b * sequence_length
+    return sampled
 
 
 # --- feature encoder ---------------------------------------------------------------------------------
@@ -408,6 +453,59 @@ class Wav2Vec2Adapter(nn.Module):
         return hidden_states.transpose(1, 2)
 
 
+# --- pre-training: the quantizer ---------------------------------------------------------------------
+
+
+class Wav2Vec2GumbelVectorQuantizer(nn.Module):
+    """Product quantization of the conv features: G groups, each picks one of V codevectors.
+
+    Training picks with a straight-through Gumbel softmax at ``temperature`` (one-hot forward,
+    soft gradient); eval takes the argmax. The perplexity of the mean choice, summed over groups,
+    measures how much of the codebook is used (the diversity loss pushes it up to G * V).
+    """
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.num_groups = config.num_codevector_groups
+        self.num_vars = config.num_codevectors_per_group
+        if config.codevector_dim % self.num_groups != 0:
+            raise ValueError(
+                f"codevector_dim ({config.codevector_dim}) must be a multiple of num_codevector_groups "
+                f"({self.num_groups}): each group gives codevector_dim / num_codevector_groups of the vector."
+            )
+        # (1, G * V, codevector_dim / G): the checkpoint's layout.
+        self.codevectors = nn.Parameter(torch.empty(1, self.num_groups * self.num_vars, config.codevector_dim // self.num_groups))
+        self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
+        self.weight_proj.init_scheme = "standard-normal"  # Gumbel logits start at unit scale
+        self.temperature = 2  # decayed during training with set_gumbel_temperature
+
+    @staticmethod
+    def _compute_perplexity(probs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """exp(entropy) of the mean distribution (B*T, G, V) -> (G, V), summed over groups; masked frames only if given."""
+        if mask is not None:
+            mask_extended = mask.flatten()[:, None, None].expand(probs.shape)
+            probs = torch.where(mask_extended, probs, torch.zeros_like(probs))
+            marginal_probs = probs.sum(dim=0) / mask.sum()
+        else:
+            marginal_probs = probs.mean(dim=0)
+        return torch.exp(-torch.sum(torch.xlogy(marginal_probs, marginal_probs), dim=-1)).sum()
+
+    def forward(self, hidden_states: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, _ = hidden_states.shape
+        logits = self.weight_proj(hidden_states).view(B * T * self.num_groups, -1)  # (B*T*G, V)
+        if self.training:
+            codevector_probs = F.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(logits)
+            soft_probs = torch.softmax(logits.view(B * T, self.num_groups, -1).float(), dim=-1)
+            perplexity = self._compute_perplexity(soft_probs, mask_time_indices)
+        else:
+            codevector_probs = torch.zeros_like(logits).scatter_(-1, logits.argmax(dim=-1, keepdim=True), 1.0)
+            perplexity = self._compute_perplexity(codevector_probs.view(B * T, self.num_groups, -1), mask_time_indices)
+        codevector_probs = codevector_probs.view(B * T, self.num_groups * self.num_vars)
+        # A (near) one-hot weighted sum picks one codevector per group: (B*T, G*V, d) -> (B*T, G, d).
+        codevectors = (codevector_probs.unsqueeze(-1) * self.codevectors).view(B * T, self.num_groups, self.num_vars, -1).sum(-2)
+        return codevectors.view(B, T, -1), perplexity
+
+
 # --- models --------------------------------------------------------------------------------------------
 
 
@@ -434,10 +532,19 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             module.masked_spec_embed.data.uniform_()
         elif isinstance(module, AMSoftmaxLoss):
             module.weight.data.normal_()
+        elif isinstance(module, Wav2Vec2GumbelVectorQuantizer):
+            nn.init.uniform_(module.codevectors)
         elif isinstance(module, nn.Linear):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
+            # Heads may ask for another init by tagging the layer (set per layer, so that it also
+            # holds when only that layer is missing from a checkpoint and initialised alone).
+            scheme = getattr(module, "init_scheme", None)
+            if scheme == "torch-default":
+                module.reset_parameters()
+            else:
+                std = 1.0 if scheme == "standard-normal" else self.config.initializer_range
+                module.weight.data.normal_(mean=0.0, std=std)
+                if module.bias is not None:
+                    module.bias.data.zero_()
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
             module.bias.data.zero_()
             module.weight.data.fill_(1.0)
@@ -527,6 +634,12 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
             return hidden_states
         B, T, C = hidden_states.shape
         if mask_time_indices is not None:
+            if not hasattr(self, "masked_spec_embed"):
+                raise ValueError(
+                    "mask_time_indices were given but the model has no masked_spec_embed: it is only built when "
+                    f"config.mask_time_prob > 0 or config.mask_feature_prob > 0 (got {self.config.mask_time_prob} and "
+                    f"{self.config.mask_feature_prob}); set mask_time_prob, e.g. to 0.05, before building the model."
+                )
             hidden_states = hidden_states.clone()
             hidden_states[mask_time_indices] = self.masked_spec_embed.to(hidden_states.dtype)
         elif self.config.mask_time_prob > 0 and self.training:
@@ -574,6 +687,107 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         return Wav2Vec2BaseModelOutput(
             last_hidden_state=hidden_states, extract_features=extract_features, hidden_states=all_hidden, attentions=all_attentions
         )
+
+
+class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
+    """Self-supervised pre-training: predict the quantized conv features of masked frames.
+
+    The backbone's context vectors (projected by ``project_hid``) must pick, among the quantized
+    targets of their frame and ``num_negatives`` distractors from other masked frames (projected
+    by ``project_q``), the right one by cosine similarity (the contrastive loss); the diversity
+    loss keeps the codebook in use. Masks and negatives come from ``_compute_mask_indices`` and
+    ``_sample_negative_indices``, usually in the data collator.
+    """
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__(config)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
+        self.quantizer = Wav2Vec2GumbelVectorQuantizer(config)
+        self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
+        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
+        for projection in (self.project_hid, self.project_q):
+            projection.init_scheme = "torch-default"  # as in fairseq and Transformers
+        self.post_init()
+
+    def set_gumbel_temperature(self, temperature: float) -> None:
+        """The Gumbel softmax temperature, usually decayed from 2 to 0.5 over training."""
+        self.quantizer.temperature = temperature
+
+    @staticmethod
+    def compute_contrastive_logits(
+        target_features: torch.Tensor,
+        negative_features: torch.Tensor,
+        predicted_features: torch.Tensor,
+        temperature: float = 0.1,
+    ) -> torch.Tensor:
+        """Cosine similarity of the predictions with [positive, negatives], over the temperature.
+
+        ``target_features`` (1, B, T, P), ``negative_features`` (K, B, T, P), ``predicted_features``
+        (B, T, P); returns (K + 1, B, T), the positive first.
+        """
+        target_features = torch.cat([target_features, negative_features], dim=0)
+        logits = torch.cosine_similarity(predicted_features.float(), target_features.float(), dim=-1).type_as(target_features)
+        return logits / temperature
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
+        sampled_negative_indices: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2Vec2ForPreTrainingOutput | tuple:
+        """``mask_time_indices`` (B, T) frames to mask and predict; ``sampled_negative_indices``
+        (B, T, K) distractors into the flattened (B * T) frames. Both are needed for the losses."""
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        if mask_time_indices is not None:
+            mask_time_indices = torch.as_tensor(mask_time_indices, device=input_values.device).to(torch.bool)
+        if sampled_negative_indices is not None and mask_time_indices is None:
+            raise ValueError(
+                "sampled_negative_indices were given without mask_time_indices: the contrastive loss is taken over "
+                "the masked frames; pass the mask used to sample the negatives (see _compute_mask_indices)."
+            )
+        outputs = self.wav2vec2(input_values, attention_mask, mask_time_indices, output_attentions, output_hidden_states, return_dict=True)
+
+        projected_states = self.project_hid(outputs.last_hidden_state)  # (B, T, P) context vectors, masked frames included
+        extract_features = self.dropout_features(outputs.extract_features)  # (B, T, C_conv) targets: unmasked features
+        quantized, codevector_perplexity = self.quantizer(extract_features, mask_time_indices=mask_time_indices)
+        projected_quantized_states = self.project_q(quantized.to(self.project_q.weight.dtype))  # (B, T, P)
+
+        loss = contrastive_loss = diversity_loss = None
+        if sampled_negative_indices is not None:
+            B, T, P = projected_quantized_states.shape
+            negatives = projected_quantized_states.view(-1, P)[torch.as_tensor(sampled_negative_indices, device=input_values.device).long().view(-1)]
+            negatives = negatives.view(B, T, -1, P).permute(2, 0, 1, 3)  # (K, B, T, P)
+            logits = self.compute_contrastive_logits(
+                projected_quantized_states[None], negatives, projected_states, self.config.contrastive_logits_temperature
+            )  # (K + 1, B, T)
+            # A distractor equal to the positive (a small codebook in use) must not count as wrong.
+            negative_is_positive = (projected_quantized_states == negatives).all(-1)  # (K, B, T)
+            if negative_is_positive.any():
+                logits[1:][negative_is_positive] = float("-inf")
+            # Rows (T, B) in Transformers' order, so that the summed loss adds up identically.
+            logits = logits.transpose(0, 2).reshape(-1, logits.size(0))  # (T*B, K + 1)
+            target = ((1 - mask_time_indices.long()) * -100).transpose(0, 1).flatten()  # class 0 where masked, else ignored
+            contrastive_loss = F.cross_entropy(logits.float(), target, reduction="sum")
+            num_codevectors = self.config.num_codevectors_per_group * self.config.num_codevector_groups
+            diversity_loss = ((num_codevectors - codevector_perplexity) / num_codevectors) * mask_time_indices.sum()
+            loss = contrastive_loss + self.config.diversity_loss_weight * diversity_loss
+
+        output = Wav2Vec2ForPreTrainingOutput(
+            loss=loss,
+            projected_states=projected_states,
+            projected_quantized_states=projected_quantized_states,
+            codevector_perplexity=codevector_perplexity,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            contrastive_loss=contrastive_loss,
+            diversity_loss=diversity_loss,
+        )
+        return output if return_dict else output.to_tuple()
 
 
 class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
