@@ -14,7 +14,14 @@ LayerNorm weight / bias     ``gamma`` / ``beta``                 ``scale`` / ``b
 Conv1d weight (out, in, k)  ``kernel`` (k, in, out)              ``kernel`` (k, in, out)
 Conv2d weight (o, i, h, w)  ``kernel`` (h, w, i, o)              ``kernel`` (h, w, i, o)
 BatchNorm running stats     ``moving_mean`` / ``moving_variance`` ``mean`` / ``var`` (batch_stats)
+weight norm (dim=2) ``g``   ``weight_g`` (k, 1, 1)               (Flax recomputes it)
 ==========================  ===================================  ==================================
+
+Weight-normed convolutions (Wav2Vec2's positional conv) are read from either PyTorch spelling:
+``conv.weight_g`` / ``conv.weight_v`` (``torch.nn.utils.weight_norm``) or
+``conv.parametrizations.weight.original0`` / ``original1`` (the parametrization API); the old
+spelling is the pivot, as in Transformers' converters. ``weight_v`` has PyTorch's layout in
+TensorFlow too; ``weight_g`` is (1, 1, k) in PyTorch and (k, 1, 1) in TensorFlow.
 
 Only this direction (framework name -> PyTorch name) is needed: to fill a TensorFlow or Flax
 model from PyTorch weights, each of the model's own names is mapped to the PyTorch name it reads
@@ -81,6 +88,8 @@ def tf_name_to_pt(tf_name: str, ndim: int, *, strip_model_scope: bool = True, re
         parts = parts[1:]
     leaf = parts[-1]
     layout = _kernel_layout(ndim) if leaf in ("kernel", "pointwise_kernel", "depthwise_kernel") else Layout.SAME
+    if leaf == "weight_g" and ndim == 3:  # weight norm's g: (k, 1, 1) in TF, (1, 1, k) in PyTorch
+        layout = Layout.CONV1D
     parts[-1] = TF_LEAVES.get(leaf, leaf)
     return ".".join(parts), layout
 
@@ -188,7 +197,13 @@ def to_pt_state(weights: Mapping[Any, np.ndarray], key_to_pt: Callable[[Any, int
     return state
 
 
+_WEIGHT_NORM_PARAMETRIZATION = {".parametrizations.weight.original0": ".weight_g", ".parametrizations.weight.original1": ".weight_v"}
+
+
 def _legacy(name: str) -> str:
+    for new, old in _WEIGHT_NORM_PARAMETRIZATION.items():
+        if name.endswith(new):
+            return name[: -len(new)] + old
     if name.endswith((".gamma", ".beta")):
         return name[: -len("gamma")] + "weight" if name.endswith(".gamma") else name[: -len("beta")] + "bias"
     return name

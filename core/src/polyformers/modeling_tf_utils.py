@@ -216,14 +216,18 @@ def unpack_inputs(call: Callable) -> Callable:
 
     ``model({"input_ids": ids, "attention_mask": mask})`` becomes
     ``model.call(input_ids=ids, attention_mask=mask)``; keyword arguments given beside the dict win.
+    The main input is ``call``'s first argument, whatever its name (``input_ids``, ``input_values``).
     """
+    main_input = list(inspect.signature(call).parameters)[1]
 
     @functools.wraps(call)
-    def wrapper(self: Any, input_ids: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(input_ids, Mapping):
-            kwargs = {**dict(input_ids), **kwargs}
-            input_ids = kwargs.pop("input_ids", None)
-        return call(self, input_ids, *args, **kwargs)
+    def wrapper(self: Any, main: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(main, Mapping):
+            kwargs = {**dict(main), **kwargs}
+            main = kwargs.pop(main_input, None)
+        elif main is None and main_input in kwargs:
+            main = kwargs.pop(main_input)
+        return call(self, main, *args, **kwargs)
 
     return wrapper
 
@@ -385,6 +389,12 @@ class TFPreTrainedModel(keras.Model):
             if variables:
                 grouped[layer.name] = {self._full_name(relative_of[id(v)]): v.numpy() for v in variables}
         return grouped
+
+    def _top_level_weights(self) -> dict[str, np.ndarray]:
+        """``{full name: array}`` of variables the model owns itself rather than a layer (Keras 2
+        saves them apart, in ``top_level_model_weights``; e.g. Wav2Vec2's ``layer_weights``)."""
+        in_layers = {id(v) for layer in self.layers for v in layer.weights}
+        return {self._full_name(name): v.numpy() for name, v in self._named_variables().items() if id(v) not in in_layers}
 
     # --- PyTorch weights in memory ------------------------------------------------------------
 
@@ -630,7 +640,7 @@ class TFPreTrainedModel(keras.Model):
             weights = {self._full_name(name): v.numpy() for name, v in self._named_variables().items()}
             write_tf_safetensors_checkpoint(save_directory, weights, max_shard_size)
         else:
-            write_tf_h5_checkpoint(save_directory, self._weights_by_layer(), max_shard_size)
+            write_tf_h5_checkpoint(save_directory, self._weights_by_layer(), max_shard_size, self._top_level_weights())
         config.save_pretrained(save_directory)
 
     # --- Keras training ------------------------------------------------------------------------

@@ -177,6 +177,13 @@ def _read_layer_groups(f: Any, path: str, layer_names: list[str]) -> dict[str, n
                 absent.append(f"{layer}/{name}")
                 continue
             weights[name] = np.asarray(group[name])
+    # Variables of the model itself (Wav2Vec2's layer_weights), which Keras 2 keeps apart.
+    top = f.get(TOP_LEVEL_WEIGHTS_GROUP)
+    for name in (_attribute_list(top, "weight_names") or []) if top is not None else []:
+        if name not in top:
+            absent.append(f"{TOP_LEVEL_WEIGHTS_GROUP}/{name}")
+        elif name not in weights:
+            weights[name] = np.asarray(top[name])
     if absent:
         raise CheckpointError(
             f"The TensorFlow checkpoint {_describe(path)} lists {len(absent)} variables or layers it "
@@ -304,6 +311,7 @@ def write_tf_h5_checkpoint(
     save_directory: str | os.PathLike,
     weights_by_layer: Mapping[str, Mapping[str, Any]],
     max_shard_size: int | str = "10GB",
+    top_level_weights: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Write ``tf_model.h5``, or shards and ``tf_model.h5.index.json`` above ``max_shard_size``.
 
@@ -313,7 +321,8 @@ def write_tf_h5_checkpoint(
     """
     save_directory = os.fspath(save_directory)
     unique: dict[str, Any] = {}
-    for layer_weights in weights_by_layer.values():
+    # Variables owned by the model itself (see write_tf_h5) go into shards like any other.
+    for layer_weights in (*weights_by_layer.values(), top_level_weights or {}):
         for name, array in layer_weights.items():
             unique.setdefault(name, array)
     sizes = [(name, np.asarray(array).nbytes) for name, array in unique.items()]
@@ -322,7 +331,7 @@ def write_tf_h5_checkpoint(
     index_path = os.path.join(save_directory, TF2_WEIGHTS_INDEX_NAME)
     if len(shards) == 1:
         with atomic_path(os.path.join(save_directory, TF2_WEIGHTS_NAME)) as tmp:
-            write_tf_h5(tmp, weights_by_layer)
+            write_tf_h5(tmp, weights_by_layer, top_level_weights)
         if os.path.exists(index_path):
             os.remove(index_path)
     else:
