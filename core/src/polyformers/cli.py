@@ -26,7 +26,8 @@ def _run(args: argparse.Namespace) -> int:
         stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
         with stream:
             inputs = [line.rstrip("\n") for line in stream if line.strip()]
-    for result in run_command(args.task, args.model, inputs, batch_size=args.batch_size):
+    params = {key: value for key, value in (("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s), ("return_timestamps", args.return_timestamps), ("top_k", args.top_k)) if value is not None}
+    for result in run_command(args.task, args.model, inputs, batch_size=args.batch_size, **params):
         print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -83,12 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polyformers", description="polyformers command line")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run a pipeline task on texts: one JSON line out per input")
-    run.add_argument("task", help="e.g. feature-extraction, sentence-embeddings, fill-mask, text-classification")
+    run = commands.add_parser("run", help="run a pipeline task on texts or audio files: one JSON line out per input")
+    run.add_argument("task", help="e.g. feature-extraction, sentence-embeddings, fill-mask, text-classification, automatic-speech-recognition")
     run.add_argument("--model", required=True, help="a directory written by save_pretrained, or a cached hub repo id")
     run.add_argument("--file", help="read inputs from this file, one per line (default: standard input)")
     run.add_argument("--batch-size", type=int, default=8)
-    run.add_argument("inputs", nargs="*", help="input texts (else --file or standard input)")
+    run.add_argument("--top-k", type=int, help="results per input (fill-mask, text and audio classification)")
+    run.add_argument("--chunk-length-s", type=float, help="automatic-speech-recognition: transcribe long audio in windows of this many seconds")
+    run.add_argument("--stride-length-s", type=float, help="automatic-speech-recognition: context on each side of a window (default chunk/6)")
+    run.add_argument("--return-timestamps", choices=("char", "word"), help="automatic-speech-recognition: add timed chunks")
+    run.add_argument("inputs", nargs="*", help="input texts, or audio file paths for the audio tasks (else --file or standard input)")
     run.set_defaults(run=_run)
 
     convert = commands.add_parser("convert", help="write a checkpoint's weights for another framework")
@@ -108,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     env = commands.add_parser("env", help="versions of polyformers, Python, the frameworks and plugins (for bug reports)")
     env.set_defaults(run=_env)
 
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives a nargs="*" positional its (empty) value at the first positional it sees, so
+    # inputs written after the options (run TASK --model M a.wav b.wav) come back unparsed.
+    if args.command == "run" and extra and not any(e.startswith("-") for e in extra):
+        args.inputs = [*args.inputs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (OSError, ValueError, ImportError) as exc:

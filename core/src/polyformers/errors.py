@@ -65,3 +65,13 @@ class ConfigError(PolyformersError, ValueError):
 
 class WeightShapeMismatchError(PolyformersError, RuntimeError):
     """Checkpoint tensors have other shapes than the model's parameters."""
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+class AudioInputError(PolyformersError, ValueError):
+    """Audio that cannot be used: unreadable or empty file, wrong layout or sampling rate, no samples.
+
+    The message names the input (a file path or the argument) and says how to fix it.
+    """

@@ -76,7 +76,8 @@ class PipelineTaskSpec(NamedTuple):
 
     ``model_tasks`` lists registry tasks (e.g. ``("sequence-classification",)``) whose models the
     pipeline accepts; ``default_model`` is an optional repo id or path used when none is given;
-    ``aliases`` are other names for the task (``"sentiment-analysis"``).
+    ``aliases`` are other names for the task (``"sentiment-analysis"``); ``preprocessors`` what
+    ``pipeline()`` loads beside the model (``"tokenizer"``, ``"feature_extractor"``).
     """
 
     task: str
@@ -84,6 +85,7 @@ class PipelineTaskSpec(NamedTuple):
     model_tasks: tuple[str, ...]
     default_model: str | None = None
     aliases: tuple[str, ...] = ()
+    preprocessors: tuple[str, ...] = ("tokenizer",)
 
 
 @hookspec

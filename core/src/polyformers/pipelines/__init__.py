@@ -36,6 +36,8 @@ _LAZY = {
     "AggregationStrategy": "token_classification",
     "QuestionAnsweringPipeline": "question_answering",
     "ZeroShotClassificationPipeline": "zero_shot",
+    "AutomaticSpeechRecognitionPipeline": "audio",
+    "AudioClassificationPipeline": "audio",
 }
 
 # Keyword arguments of pipeline() that go to from_pretrained of the model, config and tokenizer.
@@ -54,6 +56,7 @@ def pipeline(
     task: str | None = None,
     model: str | os.PathLike | Any | None = None,
     tokenizer: str | os.PathLike | Any | None = None,
+    feature_extractor: str | os.PathLike | Any | None = None,
     framework: str | None = None,
     device: int | str | Any | None = None,
     batch_size: int = 1,
@@ -66,7 +69,9 @@ def pipeline(
             it is read from ``config.architectures`` (``BertForMaskedLM`` -> ``"fill-mask"``).
         model: a local directory or Hub repo id, or a loaded PyTorch model. Required: no default
             model is downloaded.
-        tokenizer: a path/repo id or a tokenizer; by default the model's own.
+        tokenizer: a path/repo id or a tokenizer; by default the model's own (tasks that use one).
+        feature_extractor: a path/repo id or a feature extractor; by default the model's own
+            (audio tasks).
         framework: ``"pt"`` (default), ``"tf"`` or ``"flax"``: which framework's model computes.
         device: ``-1``/``"cpu"``, ``0``/``"cuda:0"``, a ``torch.device``; ``None`` keeps the model
             where it is.
@@ -102,7 +107,7 @@ def pipeline(
                 f"pipeline({task or 'fill-mask'!r}, model='path/to/checkpoint')."
             )
 
-    from ..auto import AutoConfig, AutoTokenizer
+    from ..auto import AutoConfig
 
     model_path = model if isinstance(model, (str, os.PathLike)) else None
     if model_path is not None:
@@ -128,16 +133,29 @@ def pipeline(
 
         model = FrameworkModel(model, framework)
 
-    if tokenizer is None:
-        source = model_path if model_path is not None else getattr(config, "name_or_path", "")
-        if not source:
-            raise ValueError(f"pipeline({task!r}) cannot find a tokenizer: the model instance has no config.name_or_path. Pass tokenizer= a path or a tokenizer instance.")
-        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
-    elif isinstance(tokenizer, (str, os.PathLike)):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer, **hub_kwargs)
+    source = model_path if model_path is not None else getattr(config, "name_or_path", "")
+    if "tokenizer" in spec.preprocessors:
+        tokenizer = _load_preprocessor("tokenizer", tokenizer, source, task, hub_kwargs)
+    if "feature_extractor" in spec.preprocessors:
+        feature_extractor = _load_preprocessor("feature_extractor", feature_extractor, source, task, hub_kwargs)
 
     pipeline_class = spec.load_class()
+    if feature_extractor is not None:
+        kwargs["feature_extractor"] = feature_extractor
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, batch_size=batch_size, **kwargs)
+
+
+def _load_preprocessor(kind: str, given: Any, source: Any, task: str, hub_kwargs: dict[str, Any]) -> Any:
+    """``given`` if it is an instance; else the tokenizer / feature extractor at ``given`` or ``source``."""
+    from ..auto import AutoFeatureExtractor, AutoTokenizer
+
+    auto = AutoTokenizer if kind == "tokenizer" else AutoFeatureExtractor
+    if given is not None and not isinstance(given, (str, os.PathLike)):
+        return given
+    path = given if given is not None else source
+    if not path:
+        raise ValueError(f"pipeline({task!r}) cannot find a {kind}: the model instance has no config.name_or_path. Pass {kind}= a path or a {kind} instance.")
+    return auto.from_pretrained(path, **hub_kwargs)
 
 
 def _in_local_cache(repo_id: str, hub_kwargs: dict[str, Any]) -> bool:

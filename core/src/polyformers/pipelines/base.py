@@ -56,6 +56,7 @@ class Pipeline:
     Args:
         model: a PyTorch model (a ``PreTrainedModel``).
         tokenizer: the tokenizer that prepares its inputs.
+        feature_extractor: the feature extractor that prepares audio (or image) inputs.
         task: the task name, for messages.
         device: where to run, as Transformers accepts it: ``-1``/``"cpu"``, ``0``/``"cuda:0"``,
             a ``torch.device``; ``None`` keeps the model where it is.
@@ -71,11 +72,12 @@ class Pipeline:
     # Keys of a chunked item that are model inputs (batched and padded); the others are metadata.
     model_input_keys: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
 
-    def __init__(self, model: Any, tokenizer: Any = None, task: str = "", device: Any = None, batch_size: int = 1, **kwargs: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any = None, task: str = "", device: Any = None, batch_size: int = 1, feature_extractor: Any = None, **kwargs: Any) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"{type(self).__name__} needs a PyTorch model (torch.nn.Module), got {type(model).__name__}. Load one with pipeline(task, model='path/or/repo-id').")
         self.model = model
         self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
         self.task = task
         self.device = _resolve_device(device, model)
         if device is not None:
@@ -143,7 +145,7 @@ class Pipeline:
         encoded = [self.preprocess(item, **pre) for item in inputs]
         # (input index, forward item): one item per input, or one per window of a chunking task.
         items = [(i, f) for i, features in enumerate(encoded) for f in features] if self.chunked else list(enumerate(encoded))
-        order = sorted(range(len(items)), key=lambda j: len(items[j][1]["input_ids"]))
+        order = sorted(range(len(items)), key=lambda j: self._item_length(items[j][1]))
         results: list[Any] = [None] * len(encoded)
         window_outputs: list[Any] = [None] * len(items)
         with torch.inference_mode():
@@ -155,7 +157,7 @@ class Pipeline:
                 outputs = self._forward(self._collate(features), **fwd)
                 for row, j in enumerate(indices):
                     i, feature = items[j]
-                    length = len(feature["input_ids"])
+                    length = self._item_length(feature)
                     one = {k: self._unbatch(k, v, row, length) for k, v in outputs.items()}
                     if self.chunked:
                         window_outputs[j] = {**{k: v for k, v in feature.items() if k not in self.model_input_keys}, **one}
@@ -168,6 +170,10 @@ class Pipeline:
             results = [self.postprocess(windows, **post) for windows in by_input]
         # Results are computed before the first is yielded: sorting needs every input anyway.
         yield from results
+
+    def _item_length(self, feature: dict[str, Any]) -> int:
+        """The length that batches are sorted and cut by (tokens here; samples for audio)."""
+        return len(feature["input_ids"])
 
     def _unbatch(self, key: str, value: Any, row: int, length: int) -> Any:
         if not isinstance(value, torch.Tensor):
@@ -203,7 +209,9 @@ def _check_batch_size(batch_size: Any) -> int:
 
 
 def _is_stream(inputs: Any) -> bool:
-    return isinstance(inputs, Iterator) or (isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict, list, tuple)))
+    if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):  # an array or tensor is one input (e.g. audio)
+        return False
+    return isinstance(inputs, Iterator) or (isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, bytearray, dict, list, tuple)))
 
 
 def _describe(value: Any) -> str:

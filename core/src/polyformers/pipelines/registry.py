@@ -24,6 +24,9 @@ class PipelineTask:
     default_model: str | None = None
     aliases: tuple[str, ...] = ()
     source: str = "core"
+    # What prepares its inputs, loaded from the model's directory by pipeline(): any of
+    # "tokenizer", "feature_extractor".
+    preprocessors: tuple[str, ...] = ("tokenizer",)
 
     def load_class(self) -> type:
         if isinstance(self.pipeline_class, str):
@@ -46,6 +49,8 @@ CORE_TASKS = (
     PipelineTask("token-classification", "polyformers.pipelines.token_classification:TokenClassificationPipeline", ("token-classification",), aliases=("ner",)),
     PipelineTask("question-answering", "polyformers.pipelines.question_answering:QuestionAnsweringPipeline", ("question-answering",)),
     PipelineTask("zero-shot-classification", "polyformers.pipelines.zero_shot:ZeroShotClassificationPipeline", ("sequence-classification",)),
+    PipelineTask("automatic-speech-recognition", "polyformers.pipelines.audio:AutomaticSpeechRecognitionPipeline", ("ctc",), preprocessors=("feature_extractor", "tokenizer")),
+    PipelineTask("audio-classification", "polyformers.pipelines.audio:AudioClassificationPipeline", ("audio-classification",), preprocessors=("feature_extractor",)),
 )
 
 
@@ -57,18 +62,19 @@ class PipelineRegistry:
         for spec in tasks:
             self._add(spec, overwrite=False)
 
-    def register(self, task: str, pipeline_class: type | str, model_tasks: tuple[str, ...] | list[str] | str, default_model: str | None = None, aliases: tuple[str, ...] | list[str] = (), overwrite: bool = False) -> None:
+    def register(self, task: str, pipeline_class: type | str, model_tasks: tuple[str, ...] | list[str] | str, default_model: str | None = None, aliases: tuple[str, ...] | list[str] = (), overwrite: bool = False, preprocessors: tuple[str, ...] | list[str] = ("tokenizer",)) -> None:
         """Register ``pipeline_class`` (a ``Pipeline`` subclass or ``"module:Class"``) for ``task``.
 
         ``model_tasks`` are registry tasks (``"base"``, ``"masked-lm"``, ...; see
-        ``polyformers.registry.TASKS``) whose models the pipeline runs. Refuses an existing task or
-        alias unless ``overwrite=True``.
+        ``polyformers.registry.TASKS``) whose models the pipeline runs; ``preprocessors`` what
+        ``pipeline()`` loads for it (``"tokenizer"``, ``"feature_extractor"``). Refuses an existing
+        task or alias unless ``overwrite=True``.
         """
         if isinstance(model_tasks, str):
             model_tasks = (model_tasks,)
         if isinstance(pipeline_class, str):
             check_dotted_path(pipeline_class, f"PIPELINE_REGISTRY.register({task!r})")
-        self._add(PipelineTask(task, pipeline_class, tuple(model_tasks), default_model, tuple(aliases), source="register()"), overwrite)
+        self._add(PipelineTask(task, pipeline_class, tuple(model_tasks), default_model, tuple(aliases), source="register()", preprocessors=tuple(preprocessors)), overwrite)
 
     def _add(self, spec: PipelineTask, overwrite: bool) -> None:
         if not isinstance(spec.task, str) or not spec.task:
@@ -76,6 +82,9 @@ class PipelineRegistry:
         unknown = [t for t in spec.model_tasks if t not in TASKS]
         if not spec.model_tasks or unknown:
             raise ValueError(f"Pipeline task {spec.task!r}: model_tasks must be registry tasks from {', '.join(TASKS)}; got {list(spec.model_tasks)!r}.")
+        unknown_pre = [p for p in spec.preprocessors if p not in ("tokenizer", "feature_extractor")]
+        if unknown_pre:
+            raise ValueError(f"Pipeline task {spec.task!r}: preprocessors must be 'tokenizer' and/or 'feature_extractor', got {list(spec.preprocessors)!r}.")
         for name in (spec.task, *spec.aliases):
             if name in self._tasks and not overwrite:
                 raise ValueError(f"Pipeline task {name!r} is already registered (by {self._tasks[name].source}); pass overwrite=True to replace it.")
@@ -115,7 +124,7 @@ class PipelineRegistry:
         found: dict[str, PipelineTask] = {}
         for name, by_source in REGISTRY.pipeline_tasks.items():
             for source, spec in by_source.items():
-                task = PipelineTask(spec.task, spec.pipeline, tuple(spec.model_tasks), spec.default_model, tuple(spec.aliases), source=source)
+                task = PipelineTask(spec.task, spec.pipeline, tuple(spec.model_tasks), spec.default_model, tuple(spec.aliases), source=source, preprocessors=tuple(spec.preprocessors))
                 for key in (name, *task.aliases):
                     found.setdefault(key, task)
         return found

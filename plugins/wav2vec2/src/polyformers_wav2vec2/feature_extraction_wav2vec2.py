@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from polyformers.errors import AudioInputError
 from polyformers.feature_extraction_utils import BatchFeature, SequenceFeatureExtractor
 from polyformers.tokenization_utils_base import PaddingStrategy, TensorType
 
@@ -71,7 +72,7 @@ class Wav2Vec2FeatureExtractor(SequenceFeatureExtractor):
         """Featurise one utterance (1-D) or a batch (a list of 1-D, or a 2-D array) of mono audio."""
         if sampling_rate is not None:
             if sampling_rate != self.sampling_rate:
-                raise ValueError(
+                raise AudioInputError(
                     f"raw_speech was sampled at {sampling_rate} Hz, but this {type(self).__name__} "
                     f"expects sampling_rate={self.sampling_rate} Hz (the rate the model was trained "
                     f"on). Resample the audio to {self.sampling_rate} Hz first."
@@ -118,14 +119,14 @@ def _as_batch(raw_speech: Any) -> list[np.ndarray]:
         raw_speech = raw_speech.detach().cpu().numpy()
     if isinstance(raw_speech, np.ndarray):
         if raw_speech.ndim > 2:
-            raise ValueError(
+            raise AudioInputError(
                 f"raw_speech must be mono audio: a 1-D array, or a 2-D (batch, samples) array, got shape "
                 f"{raw_speech.shape}. Mix stereo down to mono first (e.g. audio.mean(axis=-1))."
             )
         examples = list(raw_speech) if raw_speech.ndim == 2 else [raw_speech]
     elif isinstance(raw_speech, (list, tuple)):
         if len(raw_speech) == 0:
-            raise ValueError("raw_speech is empty (0 samples); pass at least one sample of audio.")
+            raise AudioInputError("raw_speech is empty (0 samples); pass at least one sample of audio.")
         is_batch = isinstance(raw_speech[0], (np.ndarray, list, tuple)) or hasattr(raw_speech[0], "detach")
         examples = list(raw_speech) if is_batch else [raw_speech]
     else:
@@ -139,12 +140,12 @@ def _as_batch(raw_speech: Any) -> list[np.ndarray]:
             example = example.detach().cpu().numpy()
         array = np.asarray(example)
         if array.ndim != 1:
-            raise ValueError(
+            raise AudioInputError(
                 f"raw_speech[{index}] must be mono audio (1-D), got shape {array.shape}. Mix stereo down "
                 f"to mono first (e.g. audio.mean(axis=-1))."
             )
         if array.shape[0] == 0:
-            raise ValueError(
+            raise AudioInputError(
                 f"raw_speech[{index}] is empty (0 samples); every utterance needs at least one sample."
             )
         if not np.issubdtype(array.dtype, np.number):
