@@ -44,6 +44,7 @@ from polyformers.activations_flax import ACT2FN
 from polyformers.modeling_flax_utils import FlaxPreTrainedModel, register_model_output
 from polyformers.modeling_outputs import ModelOutput, SequenceClassifierOutput
 
+from ._common import conv_output_lengths
 from .configuration_wav2vec2 import Wav2Vec2Config
 
 # PyTorch's nn.LayerNorm / nn.GroupNorm default, used by the feature encoder and adapter norms.
@@ -82,20 +83,9 @@ def _layer_norm(epsilon: float, dtype: Any) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=epsilon, use_fast_variance=False, dtype=dtype)
 
 
-def feat_extract_output_lengths(config: Wav2Vec2Config, input_lengths: Any, add_adapter: bool | None = None) -> Any:
-    """Frames the conv stack (and, with ``add_adapter``, the adapter) makes of ``input_lengths`` samples."""
-    add_adapter = config.add_adapter if add_adapter is None else add_adapter
-    for kernel_size, stride in zip(config.conv_kernel, config.conv_stride):
-        input_lengths = (input_lengths - kernel_size) // stride + 1
-    if add_adapter:
-        for _ in range(config.num_adapter_layers):
-            input_lengths = (input_lengths - 1) // config.adapter_stride + 1
-    return input_lengths
-
-
 def feature_vector_attention_mask(config: Wav2Vec2Config, num_frames: int, attention_mask: jax.Array, add_adapter: bool | None = None) -> jax.Array:
     """The sample-level mask (B, L) as a frame-level boolean mask (B, T): frames before each row's length."""
-    lengths = feat_extract_output_lengths(config, attention_mask.sum(-1), add_adapter)
+    lengths = conv_output_lengths(config, attention_mask.sum(-1), add_adapter)
     return jnp.arange(num_frames)[None, :] < lengths[:, None]
 
 
@@ -643,7 +633,7 @@ class FlaxWav2Vec2PreTrainedModel(FlaxPreTrainedModel):
         super().__init__(config, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=_do_init, **kwargs)
 
     def dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        frames = feat_extract_output_lengths(self.config, input_shape[-1], add_adapter=False)
+        frames = conv_output_lengths(self.config, input_shape[-1], add_adapter=False)
         if frames < 1:
             raise ValueError(
                 f"input_shape {tuple(input_shape)} is too short for the conv feature encoder: {input_shape[-1]} samples give {frames} "
@@ -658,7 +648,7 @@ class FlaxWav2Vec2PreTrainedModel(FlaxPreTrainedModel):
 
     def _get_feat_extract_output_lengths(self, input_lengths: Any, add_adapter: bool | None = None) -> Any:
         """Frames the conv stack (and the adapter) makes of ``input_lengths`` samples."""
-        return feat_extract_output_lengths(self.config, input_lengths, add_adapter)
+        return conv_output_lengths(self.config, input_lengths, add_adapter)
 
     def _check_inputs(self, input_values: jax.Array, attention_mask: Any, mask_time_indices: Any) -> None:
         if input_values.ndim != 2:
@@ -666,7 +656,7 @@ class FlaxWav2Vec2PreTrainedModel(FlaxPreTrainedModel):
                 f"input_values must be (batch, samples), got shape {tuple(input_values.shape)}; "
                 "add a batch axis with input_values[None] or mix stereo down to mono."
             )
-        frames = feat_extract_output_lengths(self.config, input_values.shape[1], add_adapter=False)
+        frames = conv_output_lengths(self.config, input_values.shape[1], add_adapter=False)
         if frames < 1:
             raise ValueError(
                 f"input_values has {input_values.shape[1]} samples, too few for the conv feature encoder (it gives {frames} frames); "
@@ -757,7 +747,7 @@ class FlaxWav2Vec2ForCTC(FlaxWav2Vec2PreTrainedModel):
                 raise ValueError(f"CTC labels must be below vocab_size ({self.config.vocab_size}), got {int(labels.max())}.")
             input_values = jnp.asarray(input_values)
             mask = jnp.ones(input_values.shape, "i4") if attention_mask is None else jnp.asarray(attention_mask, "i4")
-            lengths = feat_extract_output_lengths(self.config, mask.sum(-1))
+            lengths = conv_output_lengths(self.config, mask.sum(-1))
             loss = ctc_loss(outputs.logits, lengths, labels, self.config.pad_token_id or 0, self.config.ctc_loss_reduction, self.config.ctc_zero_infinity)
             outputs = dataclasses.replace(outputs, loss=loss)
         return outputs if return_dict else outputs.to_tuple()

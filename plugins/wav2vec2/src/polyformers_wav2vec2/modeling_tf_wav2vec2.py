@@ -44,6 +44,7 @@ from polyformers.modeling_tf_utils import (
     unpack_inputs,
 )
 
+from ._common import compute_mask_indices, conv_output_lengths
 from .configuration_wav2vec2 import Wav2Vec2Config
 
 TORCH_NORM_EPS = 1e-5  # nn.LayerNorm / nn.GroupNorm default, used by the layers PyTorch builds without eps
@@ -66,45 +67,6 @@ class TFCausalLMOutput(ModelOutput):
     logits: Any = None
     hidden_states: Any = None
     attentions: Any = None
-
-
-# --- SpecAugment -------------------------------------------------------------------------------------
-
-
-def _compute_mask_indices(shape: tuple[int, int], mask_prob: float, mask_length: int, lengths: np.ndarray | None = None, min_masks: int = 0) -> np.ndarray:
-    """Random spans to mask (SpecAugment), as a (B, T) boolean array; the algorithm of the PyTorch model."""
-    batch_size, sequence_length = shape
-    if mask_length < 1:
-        raise ValueError(f"mask_length must be at least 1, got {mask_length}; raise mask_time_length/mask_feature_length.")
-    if mask_length > sequence_length:
-        raise ValueError(
-            f"mask_length ({mask_length}) must be at most the sequence length ({sequence_length}); "
-            "use longer audio or a smaller mask length."
-        )
-    epsilon = np.random.rand(1).item()  # makes the number of spans round up or down at random
-
-    def num_spans(input_length: int) -> int:
-        n = max(int(mask_prob * input_length / mask_length + epsilon), min_masks)
-        if n * mask_length > sequence_length:
-            n = sequence_length // mask_length
-        if input_length - (mask_length - 1) < n:
-            n = max(input_length - (mask_length - 1), 0)
-        return n
-
-    input_lengths = [int(n) for n in lengths] if lengths is not None else [sequence_length] * batch_size
-    mask = np.zeros((batch_size, sequence_length), dtype=bool)
-    max_spans = num_spans(sequence_length)
-    if max_spans == 0:
-        return mask
-    span_starts = []
-    for input_length in input_lengths:
-        n = num_spans(input_length)
-        starts = np.random.choice(np.arange(input_length - (mask_length - 1)), n, replace=False)
-        dummy = starts[0] if len(starts) else sequence_length - 1  # pad with a repeated start
-        span_starts.append(np.concatenate([starts, np.full(max_spans - n, dummy, dtype=np.int64)]))
-    indices = (np.array(span_starts)[:, :, None] + np.arange(mask_length)[None, None, :]).reshape(batch_size, -1)
-    np.put_along_axis(mask, np.minimum(indices, sequence_length - 1), True, -1)
-    return mask
 
 
 # --- feature encoder ---------------------------------------------------------------------------------
@@ -507,21 +469,10 @@ class TFWav2Vec2Adapter(keras.layers.Layer):
 # --- the backbone ----------------------------------------------------------------------------------------
 
 
-def _conv_output_lengths(config: Wav2Vec2Config, input_lengths: Any, add_adapter: bool | None = None) -> Any:
-    """Frames the conv stack (and the adapter) makes of ``input_lengths`` samples (ints or tensors)."""
-    add_adapter = config.add_adapter if add_adapter is None else add_adapter
-    for kernel_size, stride in zip(config.conv_kernel, config.conv_stride):
-        input_lengths = (input_lengths - kernel_size) // stride + 1
-    if add_adapter:
-        for _ in range(config.num_adapter_layers):
-            input_lengths = (input_lengths - 1) // config.adapter_stride + 1
-    return input_lengths
-
-
 def _feature_vector_mask(config: Wav2Vec2Config, num_frames: int | tf.Tensor, attention_mask: tf.Tensor, add_adapter: bool | None = None) -> tf.Tensor:
     """The sample-level mask (B, L) as a frame-level boolean mask (B, T): frames before each row's length."""
     lengths = tf.reduce_sum(tf.cast(attention_mask, tf.int32), axis=-1)
-    return tf.sequence_mask(_conv_output_lengths(config, lengths, add_adapter), maxlen=num_frames)
+    return tf.sequence_mask(conv_output_lengths(config, lengths, add_adapter), maxlen=num_frames)
 
 
 class TFWav2Vec2MainLayer(keras.layers.Layer):
@@ -562,7 +513,7 @@ class TFWav2Vec2MainLayer(keras.layers.Layer):
             lengths = None if frame_mask is None else tf.reduce_sum(tf.cast(frame_mask, tf.int32), axis=-1)
 
             def time_mask(lengths_or_none: Any) -> np.ndarray:
-                return _compute_mask_indices((B, T), config.mask_time_prob, config.mask_time_length, lengths_or_none, config.mask_time_min_masks)
+                return compute_mask_indices((B, T), config.mask_time_prob, config.mask_time_length, lengths_or_none, config.mask_time_min_masks)
 
             if tf.executing_eagerly():
                 mask_time_indices = time_mask(None if lengths is None else lengths.numpy())
@@ -578,7 +529,7 @@ class TFWav2Vec2MainLayer(keras.layers.Layer):
         if training and config.mask_feature_prob > 0:
 
             def feature_mask() -> np.ndarray:
-                return _compute_mask_indices((B, C), config.mask_feature_prob, config.mask_feature_length, min_masks=config.mask_feature_min_masks)
+                return compute_mask_indices((B, C), config.mask_feature_prob, config.mask_feature_length, min_masks=config.mask_feature_min_masks)
 
             indices = feature_mask() if tf.executing_eagerly() else tf.reshape(tf.numpy_function(feature_mask, [], tf.bool), (B, C))
             hidden_states = tf.where(tf.convert_to_tensor(indices)[:, None, :], tf.zeros_like(hidden_states), hidden_states)
@@ -638,7 +589,7 @@ class TFWav2Vec2PreTrainedModel(TFPreTrainedModel):
         return {"input_values": tf.random.uniform((1, 16000), dtype=tf.float32)}
 
     def _get_feat_extract_output_lengths(self, input_lengths: Any, add_adapter: bool | None = None) -> Any:
-        return _conv_output_lengths(self.config, input_lengths, add_adapter)
+        return conv_output_lengths(self.config, input_lengths, add_adapter)
 
     def _get_feature_vector_attention_mask(self, feature_vector_length: int | tf.Tensor, attention_mask: tf.Tensor, add_adapter: bool | None = None) -> tf.Tensor:
         return _feature_vector_mask(self.config, feature_vector_length, attention_mask, add_adapter)

@@ -24,6 +24,7 @@ from polyformers.activations import ACT2FN
 from polyformers.modeling_outputs import ModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 from polyformers.modeling_utils import PreTrainedModel
 
+from ._common import compute_mask_indices, conv_output_lengths
 from .configuration_wav2vec2 import Wav2Vec2Config
 
 logger = logging.getLogger(__name__)
@@ -86,45 +87,9 @@ def _compute_mask_indices(
     attention_mask: torch.Tensor | None = None,
     min_masks: int = 0,
 ) -> np.ndarray:
-    """Random spans to mask (SpecAugment), as a (B, T) boolean array; the same algorithm as Transformers."""
-    batch_size, sequence_length = shape
-    if mask_length < 1:
-        raise ValueError(f"mask_length must be at least 1, got {mask_length}; raise mask_time_length/mask_feature_length.")
-    if mask_length > sequence_length:
-        raise ValueError(
-            f"mask_length ({mask_length}) must be at most the sequence length ({sequence_length}); "
-            "use longer audio or a smaller mask length."
-        )
-    epsilon = np.random.rand(1).item()  # makes the number of spans round up or down at random
-
-    def num_spans(input_length: int) -> int:
-        n = int(mask_prob * input_length / mask_length + epsilon)
-        n = max(n, min_masks)
-        if n * mask_length > sequence_length:
-            n = sequence_length // mask_length
-        if input_length - (mask_length - 1) < n:
-            n = max(input_length - (mask_length - 1), 0)
-        return n
-
-    input_lengths = (
-        attention_mask.detach().sum(-1).tolist() if attention_mask is not None else [sequence_length] * batch_size
-    )
-    spec_aug_mask = np.zeros((batch_size, sequence_length), dtype=bool)
-    max_num_masked_span = num_spans(sequence_length)
-    if max_num_masked_span == 0:
-        return spec_aug_mask
-    span_starts = []
-    for input_length in input_lengths:
-        n = num_spans(input_length)
-        starts = np.random.choice(np.arange(input_length - (mask_length - 1)), n, replace=False)
-        dummy = starts[0] if len(starts) else sequence_length - 1  # pad with a repeated start
-        starts = np.concatenate([starts, np.ones(max_num_masked_span - n, dtype=np.int32) * dummy])
-        span_starts.append(starts)
-    starts = np.array(span_starts)
-    indices = (starts[:, :, None] + np.arange(mask_length)[None, None, :]).reshape(batch_size, -1)
-    indices = np.minimum(indices, sequence_length - 1)
-    np.put_along_axis(spec_aug_mask, indices, 1, -1)
-    return spec_aug_mask
+    """Random spans to mask (SpecAugment), as a (B, T) boolean array; Transformers' signature and algorithm."""
+    lengths = attention_mask.detach().sum(-1).tolist() if attention_mask is not None else None
+    return compute_mask_indices(shape, mask_prob, mask_length, lengths, min_masks)
 
 
 def _sample_negative_indices(
@@ -567,17 +532,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor | int, add_adapter: bool | None = None) -> torch.Tensor | int:
         """Frames the conv stack (and the adapter) makes of ``input_lengths`` samples."""
-        add_adapter = self.config.add_adapter if add_adapter is None else add_adapter
-
-        def conv_out_length(length, kernel_size: int, stride: int):
-            return torch.div(length - kernel_size, stride, rounding_mode="floor") + 1 if torch.is_tensor(length) else (length - kernel_size) // stride + 1
-
-        for kernel_size, stride in zip(self.config.conv_kernel, self.config.conv_stride):
-            input_lengths = conv_out_length(input_lengths, kernel_size, stride)
-        if add_adapter:
-            for _ in range(self.config.num_adapter_layers):
-                input_lengths = conv_out_length(input_lengths, 1, self.config.adapter_stride)
-        return input_lengths
+        return conv_output_lengths(self.config, input_lengths, add_adapter)
 
     def _get_feature_vector_attention_mask(self, feature_vector_length: int, attention_mask: torch.Tensor, add_adapter: bool | None = None) -> torch.Tensor:
         """The sample-level mask (B, L) as a frame-level boolean mask (B, T): frames before each row's length."""
