@@ -35,6 +35,7 @@ _CORE_NAMES: dict[str, str] = {
     "BatchFeature": "feature_extraction_utils",
     "FeatureExtractionMixin": "feature_extraction_utils",
     "SequenceFeatureExtractor": "feature_extraction_utils",
+    "BaseImageProcessor": "image_processing_utils",
     "ProcessorMixin": "processing_utils",
     "pipeline": "pipelines",
     "Pipeline": "pipelines",

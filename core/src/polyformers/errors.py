@@ -75,3 +75,10 @@ class AudioInputError(PolyformersError, ValueError):
 
     The message names the input (a file path or the argument) and says how to fix it.
     """
+
+
+class ImageInputError(PolyformersError, ValueError):
+    """An image that cannot be used: unreadable, corrupt or too large a file, or an array of the wrong layout.
+
+    The message names the input (a file path or the argument) and says how to fix it.
+    """

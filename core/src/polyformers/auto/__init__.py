@@ -218,9 +218,7 @@ class _AutoPreprocessor:
             for section in (data, data.get(cls._kind) if isinstance(data.get(cls._kind), dict) else {}):
                 for key in cls._type_keys:
                     if section.get(key):
-                        from ..plugins import find_class
-
-                        return find_class(section[key]).from_pretrained(path, **kwargs)
+                        return cls._class_named(section[key]).from_pretrained(path, **kwargs)
         model_type = _read_json(resolve_file(path, CONFIG_NAME, **hub_kwargs)).get("model_type")
         processor_class = get_processor_class(model_type, cls._kind) if model_type else None
         if processor_class is None:
@@ -231,8 +229,28 @@ class _AutoPreprocessor:
         return processor_class.from_pretrained(path, **kwargs)
 
     @classmethod
+    def _class_named(cls, class_name: str) -> type:
+        return _preprocessor_class_by_name(class_name)
+
+    @classmethod
     def register(cls, config_class: type | str, processor_class: type, exist_ok: bool = False) -> None:
         register_processor(config_class, cls._kind, processor_class, exist_ok=exist_ok)
+
+
+def _preprocessor_class_by_name(class_name: str) -> type:
+    """The class a file names; Transformers' ``XxxFast``/``XxxPil`` image processors map to ``Xxx``."""
+    from ..plugins import find_class
+
+    try:
+        return find_class(class_name)
+    except AttributeError:
+        for suffix in ("Fast", "Pil"):
+            if class_name.endswith(suffix):
+                try:
+                    return find_class(class_name[: -len(suffix)])
+                except AttributeError:
+                    pass
+        raise
 
 
 class AutoFeatureExtractor(_AutoPreprocessor):
@@ -242,7 +260,17 @@ class AutoFeatureExtractor(_AutoPreprocessor):
 
 class AutoImageProcessor(_AutoPreprocessor):
     _kind = "image_processor"
-    _type_keys = ("image_processor_type",)
+    # Files of the feature-extractor era (facebook/detr-resnet-50) name "DetrFeatureExtractor".
+    _type_keys = ("image_processor_type", "feature_extractor_type")
+
+    @classmethod
+    def _class_named(cls, class_name: str) -> type:
+        if class_name.endswith("FeatureExtractor"):
+            try:
+                return _preprocessor_class_by_name(class_name[: -len("FeatureExtractor")] + "ImageProcessor")
+            except AttributeError:
+                pass
+        return _preprocessor_class_by_name(class_name)
 
 
 class AutoProcessor(_AutoPreprocessor):
