@@ -26,10 +26,25 @@ def _run(args: argparse.Namespace) -> int:
         stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
         with stream:
             inputs = [line.rstrip("\n") for line in stream if line.strip()]
-    params = {key: value for key, value in (("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s), ("return_timestamps", args.return_timestamps), ("top_k", args.top_k)) if value is not None}
+    options = ("chunk_length_s", "stride_length_s", "return_timestamps", "top_k", "threshold", "subtask")
+    params = {key: getattr(args, key) for key in options if getattr(args, key) is not None}
     for result in run_command(args.task, args.model, inputs, batch_size=args.batch_size, **params):
-        print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps(result, ensure_ascii=False, default=_jsonable))
     return 0
+
+
+def _jsonable(value: object) -> object:
+    """JSON for what pipelines return beside plain values: a PIL image (a segmentation mask) becomes a PNG data URI."""
+    if hasattr(value, "save") and hasattr(value, "mode"):
+        import base64
+        import io
+
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    if hasattr(value, "tolist"):  # numpy / torch values
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -84,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polyformers", description="polyformers command line")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run a pipeline task on texts or audio files: one JSON line out per input")
+    run = commands.add_parser("run", help="run a pipeline task on texts, audio or image files: one JSON line out per input")
     run.add_argument("task", help="e.g. feature-extraction, sentence-embeddings, fill-mask, text-classification, automatic-speech-recognition")
     run.add_argument("--model", required=True, help="a directory written by save_pretrained, or a cached hub repo id")
     run.add_argument("--file", help="read inputs from this file, one per line (default: standard input)")
@@ -93,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--chunk-length-s", type=float, help="automatic-speech-recognition: transcribe long audio in windows of this many seconds")
     run.add_argument("--stride-length-s", type=float, help="automatic-speech-recognition: context on each side of a window (default chunk/6)")
     run.add_argument("--return-timestamps", choices=("char", "word"), help="automatic-speech-recognition: add timed chunks")
-    run.add_argument("inputs", nargs="*", help="input texts, or audio file paths for the audio tasks (else --file or standard input)")
+    run.add_argument("--threshold", type=float, help="object-detection / image-segmentation: the score a result needs")
+    run.add_argument("--subtask", choices=("panoptic", "instance", "semantic"), help="image-segmentation: which segmentation (masks come out as PNG data URIs)")
+    run.add_argument("inputs", nargs="*", help="input texts, or audio / image file paths for those tasks (else --file or standard input)")
     run.set_defaults(run=_run)
 
     convert = commands.add_parser("convert", help="write a checkpoint's weights for another framework")

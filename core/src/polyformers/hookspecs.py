@@ -77,7 +77,8 @@ class PipelineTaskSpec(NamedTuple):
     ``model_tasks`` lists registry tasks (e.g. ``("sequence-classification",)``) whose models the
     pipeline accepts; ``default_model`` is an optional repo id or path used when none is given;
     ``aliases`` are other names for the task (``"sentiment-analysis"``); ``preprocessors`` what
-    ``pipeline()`` loads beside the model (``"tokenizer"``, ``"feature_extractor"``).
+    ``pipeline()`` loads beside the model (``"tokenizer"``, ``"feature_extractor"``,
+    ``"image_processor"``).
     """
 
     task: str

@@ -38,6 +38,8 @@ _LAZY = {
     "ZeroShotClassificationPipeline": "zero_shot",
     "AutomaticSpeechRecognitionPipeline": "audio",
     "AudioClassificationPipeline": "audio",
+    "ObjectDetectionPipeline": "vision",
+    "ImageSegmentationPipeline": "vision",
 }
 
 # Keyword arguments of pipeline() that go to from_pretrained of the model, config and tokenizer.
@@ -57,6 +59,7 @@ def pipeline(
     model: str | os.PathLike | Any | None = None,
     tokenizer: str | os.PathLike | Any | None = None,
     feature_extractor: str | os.PathLike | Any | None = None,
+    image_processor: str | os.PathLike | Any | None = None,
     framework: str | None = None,
     device: int | str | Any | None = None,
     batch_size: int = 1,
@@ -72,6 +75,7 @@ def pipeline(
         tokenizer: a path/repo id or a tokenizer; by default the model's own (tasks that use one).
         feature_extractor: a path/repo id or a feature extractor; by default the model's own
             (audio tasks).
+        image_processor: a path/repo id or an image processor; by default the model's own (vision tasks).
         framework: ``"pt"`` (default), ``"tf"`` or ``"flax"``: which framework's model computes.
         device: ``-1``/``"cpu"``, ``0``/``"cuda:0"``, a ``torch.device``; ``None`` keeps the model
             where it is.
@@ -138,18 +142,22 @@ def pipeline(
         tokenizer = _load_preprocessor("tokenizer", tokenizer, source, task, hub_kwargs)
     if "feature_extractor" in spec.preprocessors:
         feature_extractor = _load_preprocessor("feature_extractor", feature_extractor, source, task, hub_kwargs)
+    if "image_processor" in spec.preprocessors:
+        image_processor = _load_preprocessor("image_processor", image_processor, source, task, hub_kwargs)
 
     pipeline_class = spec.load_class()
     if feature_extractor is not None:
         kwargs["feature_extractor"] = feature_extractor
+    if image_processor is not None:
+        kwargs["image_processor"] = image_processor
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, batch_size=batch_size, **kwargs)
 
 
 def _load_preprocessor(kind: str, given: Any, source: Any, task: str, hub_kwargs: dict[str, Any]) -> Any:
-    """``given`` if it is an instance; else the tokenizer / feature extractor at ``given`` or ``source``."""
-    from ..auto import AutoFeatureExtractor, AutoTokenizer
+    """``given`` if it is an instance; else the tokenizer / feature extractor / image processor at ``given`` or ``source``."""
+    from ..auto import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
-    auto = AutoTokenizer if kind == "tokenizer" else AutoFeatureExtractor
+    auto = {"tokenizer": AutoTokenizer, "feature_extractor": AutoFeatureExtractor, "image_processor": AutoImageProcessor}[kind]
     if given is not None and not isinstance(given, (str, os.PathLike)):
         return given
     path = given if given is not None else source

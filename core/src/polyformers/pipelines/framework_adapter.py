@@ -31,6 +31,8 @@ def framework_of(model: Any) -> str | None:
 def _to_torch(value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, dict):  # e.g. DETR's auxiliary_outputs: a list of dicts
+        return {k: _to_torch(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
         return tuple(_to_torch(v) for v in value)
     return torch.from_numpy(np.array(value))  # a copy: TF/JAX buffers are read-only

@@ -13,6 +13,10 @@ from typing import Any
 from ..registry import REGISTRY, TASKS, check_dotted_path
 
 
+# What prepares a pipeline's inputs, loaded by pipeline() from the model's directory.
+PREPROCESSORS = ("tokenizer", "feature_extractor", "image_processor")
+
+
 @dataclass(frozen=True)
 class PipelineTask:
     """One task: its pipeline class (or ``"module:Class"``), the registry model tasks it runs
@@ -25,7 +29,7 @@ class PipelineTask:
     aliases: tuple[str, ...] = ()
     source: str = "core"
     # What prepares its inputs, loaded from the model's directory by pipeline(): any of
-    # "tokenizer", "feature_extractor".
+    # "tokenizer", "feature_extractor", "image_processor".
     preprocessors: tuple[str, ...] = ("tokenizer",)
 
     def load_class(self) -> type:
@@ -51,6 +55,8 @@ CORE_TASKS = (
     PipelineTask("zero-shot-classification", "polyformers.pipelines.zero_shot:ZeroShotClassificationPipeline", ("sequence-classification",)),
     PipelineTask("automatic-speech-recognition", "polyformers.pipelines.audio:AutomaticSpeechRecognitionPipeline", ("ctc",), preprocessors=("feature_extractor", "tokenizer")),
     PipelineTask("audio-classification", "polyformers.pipelines.audio:AudioClassificationPipeline", ("audio-classification",), preprocessors=("feature_extractor",)),
+    PipelineTask("object-detection", "polyformers.pipelines.vision:ObjectDetectionPipeline", ("object-detection",), preprocessors=("image_processor",)),
+    PipelineTask("image-segmentation", "polyformers.pipelines.vision:ImageSegmentationPipeline", ("image-segmentation",), preprocessors=("image_processor",)),
 )
 
 
@@ -67,7 +73,7 @@ class PipelineRegistry:
 
         ``model_tasks`` are registry tasks (``"base"``, ``"masked-lm"``, ...; see
         ``polyformers.registry.TASKS``) whose models the pipeline runs; ``preprocessors`` what
-        ``pipeline()`` loads for it (``"tokenizer"``, ``"feature_extractor"``). Refuses an existing
+        ``pipeline()`` loads for it (``"tokenizer"``, ``"feature_extractor"``, ``"image_processor"``). Refuses an existing
         task or alias unless ``overwrite=True``.
         """
         if isinstance(model_tasks, str):
@@ -82,9 +88,9 @@ class PipelineRegistry:
         unknown = [t for t in spec.model_tasks if t not in TASKS]
         if not spec.model_tasks or unknown:
             raise ValueError(f"Pipeline task {spec.task!r}: model_tasks must be registry tasks from {', '.join(TASKS)}; got {list(spec.model_tasks)!r}.")
-        unknown_pre = [p for p in spec.preprocessors if p not in ("tokenizer", "feature_extractor")]
+        unknown_pre = [p for p in spec.preprocessors if p not in PREPROCESSORS]
         if unknown_pre:
-            raise ValueError(f"Pipeline task {spec.task!r}: preprocessors must be 'tokenizer' and/or 'feature_extractor', got {list(spec.preprocessors)!r}.")
+            raise ValueError(f"Pipeline task {spec.task!r}: preprocessors must be among {', '.join(PREPROCESSORS)}; got {list(spec.preprocessors)!r}.")
         for name in (spec.task, *spec.aliases):
             if name in self._tasks and not overwrite:
                 raise ValueError(f"Pipeline task {name!r} is already registered (by {self._tasks[name].source}); pass overwrite=True to replace it.")
