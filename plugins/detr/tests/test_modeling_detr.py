@@ -15,7 +15,7 @@ from polyformers.testing.model_tester import ModelTesterMixin, max_abs_diff
 from polyformers_detr.configuration_detr import DetrConfig
 from polyformers_detr.loss_detr import HungarianMatcher, center_to_corners, generalized_box_iou
 from polyformers_detr.modeling_detr import DetrForObjectDetection, DetrForSegmentation, DetrModel
-from polyformers_detr.resnet import native_to_timm_key, timm_to_native_key
+from polyformers_detr.checkpoint_names import native_to_timm_key, timm_to_native_key
 
 # d_model + heads must be divisible by 8 for the mask head's GroupNorm: 16 + 8.
 TINY = dict(

@@ -144,3 +144,19 @@ def test_cli_prints_detections(detection_dir, image_file):
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == pipeline("object-detection", model=detection_dir)(image_file, threshold=0.0)
+
+
+@pytest.mark.parametrize("framework", ["tf", "flax"])
+def test_detection_and_segmentation_in_tensorflow_and_flax(detection_dir, segmentation_dir, image_file, framework):
+    pytest.importorskip("tensorflow" if framework == "tf" else "flax")
+    for task, path, call in (("object-detection", detection_dir, {"threshold": 0.0}), ("image-segmentation", segmentation_dir, {"subtask": "panoptic", "threshold": 0.0})):
+        ours, other = pipeline(task, model=path), pipeline(task, model=path, framework=framework)
+        result, expected = other(image_file, **call), ours(image_file, **call)
+        assert result and [r["label"] for r in result] == [e["label"] for e in expected]
+        np.testing.assert_allclose([r["score"] for r in result], [e["score"] for e in expected], atol=1e-5)
+        if task == "object-detection":
+            assert [r["box"] for r in result] == [e["box"] for e in expected]
+        else:
+            # Masks are thresholded logits: a pixel within float noise of the threshold may flip.
+            for r, e in zip(result, expected):
+                assert np.mean(np.asarray(r["mask"]) != np.asarray(e["mask"])) < 1e-3

@@ -11,6 +11,9 @@ _PT_MODELS = {
     "object-detection": "DetrForObjectDetection",
     "image-segmentation": "DetrForSegmentation",
 }
+# Transformers has DETR in PyTorch only; the TensorFlow and Flax models follow its naming conventions.
+_TF_MODELS = {task: "TF" + name for task, name in _PT_MODELS.items()}
+_FLAX_MODELS = {task: "Flax" + name for task, name in _PT_MODELS.items()}
 
 
 @hookimpl
@@ -20,7 +23,11 @@ def polyformers_configs():
 
 @hookimpl
 def polyformers_models():
-    return [ModelSpec("detr", task, "pt", f"polyformers_detr.modeling_detr:{name}") for task, name in _PT_MODELS.items()]
+    return [
+        *(ModelSpec("detr", task, "pt", f"polyformers_detr.modeling_detr:{name}") for task, name in _PT_MODELS.items()),
+        *(ModelSpec("detr", task, "tf", f"polyformers_detr.modeling_tf_detr:{name}") for task, name in _TF_MODELS.items()),
+        *(ModelSpec("detr", task, "flax", f"polyformers_detr.modeling_flax_detr:{name}") for task, name in _FLAX_MODELS.items()),
+    ]
 
 
 @hookimpl
@@ -30,4 +37,4 @@ def polyformers_processors():
 
 @hookimpl
 def polyformers_framework_extras():
-    return {"pt": "torch"}
+    return {"pt": "torch", "tf": "tf", "flax": "flax"}

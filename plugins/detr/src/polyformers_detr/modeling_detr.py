@@ -20,7 +20,6 @@ nh heads, hd head size, K classes + 1 ("no object").
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,8 @@ from polyformers.modeling_utils import PreTrainedModel
 
 from .configuration_detr import DetrConfig
 from .loss_detr import detr_loss
-from .resnet import DetrFrozenBatchNorm2d, backbone_spec, build_resnet, native_to_timm_key, timm_to_native_key
+from .checkpoint_names import rename_checkpoint_keys
+from .resnet import DetrFrozenBatchNorm2d, backbone_spec, build_resnet
 
 # --- outputs ---------------------------------------------------------------------------------------
 
@@ -472,26 +472,6 @@ class DetrMaskHeadSmallConv(nn.Module):
 
 # --- pre-trained model base ---------------------------------------------------------------------------
 
-# Transformers 5's in-memory names -> the checkpoint names (its save_pretrained converts the same way).
-_V5_RENAMES = [
-    (re.compile(r"\.o_proj\."), ".out_proj."),
-    (re.compile(r"\.mlp\.fc([12])\."), r".fc\1."),
-    (re.compile(r"bbox_attention\.q_proj\."), "bbox_attention.q_linear."),
-    (re.compile(r"bbox_attention\.k_proj\."), "bbox_attention.k_linear."),
-    (re.compile(r"mask_head\.conv([12])\.conv\."), r"mask_head.lay\1."),
-    (re.compile(r"mask_head\.conv([12])\.norm\."), r"mask_head.gn\1."),
-    (re.compile(r"mask_head\.fpn_stages\.(\d)\.fpn_adapter\."), lambda m: f"mask_head.adapter{int(m[1]) + 1}."),
-    (re.compile(r"mask_head\.fpn_stages\.(\d)\.refine\.conv\."), lambda m: f"mask_head.lay{int(m[1]) + 3}."),
-    (re.compile(r"mask_head\.fpn_stages\.(\d)\.refine\.norm\."), lambda m: f"mask_head.gn{int(m[1]) + 3}."),
-    (re.compile(r"mask_head\.output_conv\."), "mask_head.out_lay."),
-    (re.compile(r"(^|\.)backbone\.model\."), r"\1backbone.conv_encoder.model."),
-    (re.compile(r"(^|\.)backbone\.position_embedding\."), r"\1position_embedding."),  # Transformers 4's place
-]
-_BACKBONE = "backbone.conv_encoder.model."
-# Where the DetrModel sits in each class; checkpoints of any class load into any other.
-_DETR_MODEL_PATH = {"DetrModel": "", "DetrForObjectDetection": "model.", "DetrForSegmentation": "detr.model."}
-
-
 class DetrPreTrainedModel(PreTrainedModel):
     config_class = DetrConfig
     base_model_prefix = "model"
@@ -531,33 +511,7 @@ class DetrPreTrainedModel(PreTrainedModel):
 
     def _rename_checkpoint_keys(self, state_dict: dict[str, torch.Tensor], expected: Any) -> dict[str, torch.Tensor]:
         """Transformers 5 / 4 spellings, the other ResNet layout, and checkpoints of another DETR class."""
-        # Which class wrote it: segmentation keys start with "detr.", detection keys with "model.".
-        if any(k.startswith("detr.") for k in state_dict):
-            source = "DetrForSegmentation"
-        elif any(k.startswith("model.") for k in state_dict):
-            source = "DetrForObjectDetection"
-        else:
-            source = "DetrModel"
-        ours = _DETR_MODEL_PATH[_detr_class_name(self)]
-        theirs = _DETR_MODEL_PATH[source]
-        # The head of a detection model sits under "detr." in a segmentation model.
-        their_head, our_head = theirs[: -len("model.")], ours[: -len("model.")] if ours else None
-        layout = self._detr_model().backbone.conv_encoder.layout
-
-        renamed = {}
-        for key, tensor in state_dict.items():
-            for pattern, replacement in _V5_RENAMES:
-                key = pattern.sub(replacement, key)
-            if key.startswith(theirs):
-                key = ours + key[len(theirs) :]
-            elif our_head is not None and key.startswith(their_head):
-                key = our_head + key[len(their_head) :]
-            if _BACKBONE in key:
-                prefix, inner = key.split(_BACKBONE, 1)
-                inner = native_to_timm_key(inner) if layout == "timm" else timm_to_native_key(inner)
-                key = prefix + _BACKBONE + inner
-            renamed[key] = tensor
-        return renamed
+        return rename_checkpoint_keys(state_dict, _detr_class_name(self), self._detr_model().backbone.conv_encoder.layout)
 
     def _detr_model(self) -> "DetrModel":
         return self if isinstance(self, DetrModel) else self.model if isinstance(self, DetrForObjectDetection) else self.detr.model

@@ -12,7 +12,7 @@ Transformers builds DETR's backbone in one of two ways, and the parameter names 
 Both compute the same network (7x7 stem and max-pool, four stages of basic or bottleneck blocks,
 stride in the 3x3 convolution, 1x1 convolution + norm shortcuts), so :class:`TimmResNet` and
 :class:`ResNetBackbone` here are the same maths under two sets of names, and
-:func:`timm_to_native_key` / :func:`native_to_timm_key` translate between them. The model is
+:func:`~polyformers_detr.checkpoint_names.timm_to_native_key` / ``native_to_timm_key`` translate between them. The model is
 built with the layout its config names, so its checkpoints load back into Transformers; a
 checkpoint in the other layout is renamed on load.
 
@@ -27,7 +27,6 @@ Shapes: B batch, C channels, H x W feature map.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,41 +369,3 @@ class TimmResNet(nn.Module):
 
 def build_resnet(spec: BackboneSpec) -> nn.Module:
     return TimmResNet(spec) if spec.layout == "timm" else ResNetBackbone(spec)
-
-
-# --- translating weight names between the layouts -------------------------------------------------------
-
-_NATIVE_TO_TIMM = (
-    (re.compile(r"embedder\.embedder\.convolution\."), lambda m: "conv1."),
-    (re.compile(r"embedder\.embedder\.normalization\."), lambda m: "bn1."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.convolution\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv{int(m[3]) + 1}."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.normalization\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{int(m[3]) + 1}."),
-)
-_TIMM_TO_NATIVE = (
-    (re.compile(r"^conv1\."), lambda m: "embedder.embedder.convolution."),
-    (re.compile(r"^bn1\."), lambda m: "embedder.embedder.normalization."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.downsample\.0\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.shortcut.convolution."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.downsample\.1\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.shortcut.normalization."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.conv(\d+)\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.layer.{int(m[3]) - 1}.convolution."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.bn(\d+)\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.layer.{int(m[3]) - 1}.normalization."),
-)
-
-
-def _translate(name: str, rules: tuple) -> str:
-    for pattern, replace in rules:
-        match = pattern.search(name)
-        if match:
-            return name[: match.start()] + replace(match) + name[match.end() :]
-    return name
-
-
-def native_to_timm_key(name: str) -> str:
-    """``embedder.embedder.convolution.weight`` -> ``conv1.weight`` (names inside the backbone)."""
-    return _translate(name, _NATIVE_TO_TIMM)
-
-
-def timm_to_native_key(name: str) -> str:
-    """``layer2.0.downsample.1.running_var`` -> ``encoder.stages.1.layers.0.shortcut.normalization.running_var``."""
-    return _translate(name, _TIMM_TO_NATIVE)
