@@ -10,12 +10,14 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from polyformers.testing.model_tester import ModelTesterMixin, max_abs_diff
-from polyformers_detr.configuration_detr import DetrConfig
+from polyformers_detr.configuration_detr import DetrConfig, resnet_block_schedule
 from polyformers_detr.loss_detr import HungarianMatcher, center_to_corners, generalized_box_iou
 from polyformers_detr.modeling_detr import DetrForObjectDetection, DetrForSegmentation, DetrModel
 from polyformers_detr.checkpoint_names import native_to_timm_key, timm_to_native_key
+from polyformers_detr.resnet import DetrFrozenBatchNorm2d, backbone_spec, build_resnet
 
 # d_model + heads must be divisible by 8 for the mask head's GroupNorm: 16 + 8.
 TINY = dict(
@@ -179,6 +181,115 @@ def test_detection_checkpoint_loads_into_segmentation(tmp_path):
     assert info["missing_keys"] == []
     with torch.no_grad():
         assert max_abs_diff(detection(**inputs).logits, back(**inputs).logits) == 0.0
+
+
+# --- dilation (DC5): timm's output_stride=16 ---------------------------------------------------------------
+
+
+def dilated_config(**overrides) -> DetrConfig:
+    return DetrConfig(**{"use_timm_backbone": True, "backbone": "resnet18", "use_pretrained_backbone": False, "dilation": True, **TINY, **overrides})
+
+
+def randomize_frozen_batch_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, DetrFrozenBatchNorm2d):
+            n = module.weight.numel()
+            module.weight.copy_(torch.rand(n, generator=g) + 0.5)
+            module.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            module.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+
+
+def test_dilation_schedule_is_timms_output_stride_16():
+    """(stride, first_dilation, dilation) per block, as timm's make_blocks gives them with output_stride=16."""
+    plain, dc5 = (1, 1, 1), (2, 1, 1)
+    assert resnet_block_schedule((2, 2, 2, 2), dilation=True) == [
+        [plain, plain], [dc5, plain], [dc5, plain], [(1, 1, 2), (1, 2, 2)]
+    ]
+    assert resnet_block_schedule((3, 4, 6, 3), dilation=True) == [
+        [plain] * 3, [dc5] + [plain] * 3, [dc5] + [plain] * 5, [(1, 1, 2), (1, 2, 2), (1, 2, 2)]
+    ]
+    assert resnet_block_schedule((3, 4, 6, 3)) == [[plain] * 3, [dc5] + [plain] * 3, [dc5] + [plain] * 5, [dc5] + [plain] * 2]
+
+
+def test_dilation_resnet50_convolutions():
+    resnet = build_resnet(backbone_spec(DetrConfig(backbone="resnet50", use_pretrained_backbone=False, dilation=True)))
+    layer3, layer4 = resnet.layer3, resnet.layer4
+    assert (layer3[0].conv2.stride, layer3[0].conv2.dilation, layer3[0].downsample[0].stride) == ((2, 2), (1, 1), (2, 2))
+    first, *rest = layer4
+    assert (first.conv2.stride, first.conv2.dilation, first.conv2.padding) == ((1, 1), (1, 1), (1, 1))
+    assert (first.downsample[0].stride, first.downsample[0].kernel_size) == ((1, 1), (1, 1))
+    for block in rest:
+        assert (block.conv2.stride, block.conv2.dilation, block.conv2.padding) == ((1, 1), (2, 2), (2, 2))
+        assert block.conv1.kernel_size == block.conv3.kernel_size == (1, 1) and block.downsample is None
+
+
+def test_dilation_last_feature_map_has_stride_16():
+    torch.manual_seed(0)
+    pixel_values = torch.randn(1, 3, SIZE, SIZE)
+    shapes = {}
+    for dilation in (False, True):
+        resnet = DetrModel(dilated_config(dilation=dilation)).eval().backbone.conv_encoder.model
+        with torch.no_grad():
+            shapes[dilation] = [tuple(f.shape) for f in resnet(pixel_values)]
+    assert shapes[False] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+    assert shapes[True] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 4, 4)]
+    model = DetrForObjectDetection(dilated_config()).eval()
+    with torch.no_grad():
+        outputs = model(pixel_values)
+    assert outputs.encoder_last_hidden_state.shape == (1, 16, 16)  # 4x4 positions, not 2x2
+
+
+def test_dilated_blocks_match_hand_written_convolutions():
+    """layer4 of a dilated resnet18: block 0 is 3x3 (dilation 1) then 3x3 (dilation 2), block 1 both dilation 2."""
+    torch.manual_seed(0)
+    resnet = DetrModel(dilated_config()).eval().backbone.conv_encoder.model
+    randomize_frozen_batch_norms(resnet)
+    x = torch.randn(2, 256, 5, 7)
+
+    def bn(module, t):
+        scale = module.weight * (module.running_var + module.eps).rsqrt()
+        return t * scale[:, None, None] + (module.bias - module.running_mean * scale)[:, None, None]
+
+    def basic(block, t, first_dilation, dilation, shortcut):
+        out = torch.relu(bn(block.bn1, F.conv2d(t, block.conv1.weight, padding=first_dilation, dilation=first_dilation)))
+        out = bn(block.bn2, F.conv2d(out, block.conv2.weight, padding=dilation, dilation=dilation))
+        return torch.relu(out + shortcut)
+
+    block0, block1 = resnet.layer4
+    with torch.no_grad():
+        shortcut = bn(block0.downsample[1], F.conv2d(x, block0.downsample[0].weight))
+        expected0 = basic(block0, x, 1, 2, shortcut)
+        expected1 = basic(block1, expected0, 2, 2, expected0)
+        got0 = block0(x)
+        got1 = block1(got0)
+    assert got0.shape == got1.shape == (2, 512, 5, 7)
+    assert max_abs_diff(got0, expected0) < 1e-5 and max_abs_diff(got1, expected1) < 1e-5
+    assert block1.conv1.dilation == (2, 2)  # a dilation-1 conv would give different numbers:
+    assert max_abs_diff(F.conv2d(expected0, block1.conv1.weight, padding=1), F.conv2d(expected0, block1.conv1.weight, padding=2, dilation=2)) > 1e-2
+
+
+def test_dilated_segmentation_trains_a_step():
+    torch.manual_seed(0)
+    config = dilated_config()
+    model = DetrForSegmentation(config)
+    inputs = image_inputs(config, DetrForSegmentation, with_labels=True)
+    outputs = model(**inputs)
+    assert outputs.pred_masks.shape == (BATCH, 5, 16, 16)
+    assert torch.isfinite(outputs.loss)
+    outputs.loss.backward()
+    assert model.detr.model.backbone.conv_encoder.model.layer4[1].conv1.weight.grad.abs().sum() > 0
+
+
+def test_dilation_needs_a_timm_backbone():
+    spec = backbone_spec({"backbone_config": {"model_type": "timm_backbone", "backbone": "resnet18", "output_stride": 16}})
+    assert spec.layout == "timm" and spec.dilation
+    assert backbone_spec(DetrConfig(backbone="resnet18", backbone_kwargs={"output_stride": 16})).dilation
+    with pytest.raises(ValueError, match="needs a timm backbone"):
+        backbone_spec({"backbone_config": dict(TINY_RESNET), "dilation": True})
+    # DetrConfig drops dilation for the native layout, as Transformers 4 does.
+    assert tiny_config(dilation=True).dilation is None and not backbone_spec(tiny_config(dilation=True)).dilation
 
 
 # --- the loss -------------------------------------------------------------------------------------------------

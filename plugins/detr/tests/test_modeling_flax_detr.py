@@ -126,6 +126,8 @@ CASES = {
     "detection-learned": (DetrForObjectDetection, FlaxDetrForObjectDetection, lambda: tiny_config(position_embedding_type="learned"), SIZE),
     "segmentation-sine": (DetrForSegmentation, FlaxDetrForSegmentation, lambda: tiny_config(), SIZE),
     "detection-timm-aux": (DetrForObjectDetection, FlaxDetrForObjectDetection, lambda: timm_config(auxiliary_loss=True, decoder_layers=2), 32),
+    # DC5: timm's output_stride=16, layer4 dilated instead of strided.
+    "segmentation-timm-dilation": (DetrForSegmentation, FlaxDetrForSegmentation, lambda: timm_config(dilation=True), SIZE),
 }
 
 
@@ -183,6 +185,13 @@ def test_loss_matches_pytorch(results, name):
         assert {"loss_mask", "loss_dice"} <= set(flax_out.loss_dict)
     if name == "detection-timm-aux":
         assert {"loss_ce_0", "loss_bbox_0", "loss_giou_0"} <= set(flax_out.loss_dict)
+
+
+def test_dilation_last_feature_map_has_stride_16(results):
+    _, flax_model, pt_out, flax_out, _ = results["segmentation-timm-dilation"]
+    assert flax_out.encoder_last_hidden_state.shape == (BATCH, (SIZE // 16) ** 2, 16)  # 4x4 positions, not 2x2
+    layer4 = flax_model.params["detr"]["model"]["backbone"]["conv_encoder"]["model"]["layer4"]
+    assert set(layer4) == {"0", "1"} and "downsample" in layer4["0"]  # the 1x1 shortcut stays: 256 -> 512 channels
 
 
 def test_msgpack_loads_into_pytorch(results, tmp_path):

@@ -246,6 +246,23 @@ def test_timm_layout(tmp_path):
     assert not any("layer1_._0" in n or n.endswith("model/conv1/kernel") or "moving_" in n or "/bn" in n for n in trainable)
 
 
+def test_dilation_matches_pytorch(tmp_path):
+    """DC5 (timm's output_stride=16): layer4 keeps stride 1 and dilates; masks, boxes and loss as in PyTorch."""
+    config = timm_config(dilation=True)
+    pt_model, tf_model = load_tf_from_pt(tmp_path, "DetrForSegmentation", config)
+    inputs, labels = make_inputs(3), make_labels(config.num_labels, True, seed=3)
+    pt_out, tf_out = pt_run(pt_model, inputs, labels), tf_run(tf_model, inputs, labels)
+    diffs = compare(pt_out, tf_out, "DetrForSegmentation")
+    assert abs(float(pt_out.loss) - float(tf_out.loss)) < TOL, (float(pt_out.loss), float(tf_out.loss), diffs)
+    # 64 / 16 = 4: the encoder sees 4x4 positions (2x2 without dilation).
+    assert tuple(tf_out.encoder_last_hidden_state.shape) == (BATCH, 16, 16)
+    resnet = tf_model.detr.model.backbone.conv_encoder.model
+    features = resnet(tf.transpose(tf.constant(inputs["pixel_values"]), (0, 2, 3, 1)))
+    assert [tuple(f.shape[1:3]) for f in features] == [(16, 16), (8, 8), (4, 4), (4, 4)]
+    assert [b.convs[0].dilation_rate for b in resnet.stages[3]] == [(1, 1), (2, 2)]
+    assert all(b.convs[1].dilation_rate == (2, 2) and b.convs[1].strides == (1, 1) for b in resnet.stages[3])
+
+
 def test_segmentation_reads_a_detection_checkpoint(tmp_path):
     """PyTorch checkpoint names of another class (``model.*`` into ``detr.model.*``) are moved on load."""
     config = tiny_config()

@@ -63,6 +63,41 @@ class DetrResNetSpec:
     use_pretrained_backbone: bool
 
 
+# (stride, first_dilation, dilation) of one residual block: the stride and dilation of its first
+# 3x3 convolution (the one that strides), and the dilation of the basic block's second 3x3.
+BlockSchedule = tuple[int, int, int]
+
+
+def resnet_block_schedule(
+    depths: tuple[int, ...] | list[int], downsample_in_first_stage: bool = False, dilation: bool = False
+) -> list[list[BlockSchedule]]:
+    """Per stage, per block ``(stride, first_dilation, dilation)``, as timm's ``make_blocks`` computes them.
+
+    The stem reduces by 4; stage 1 keeps that resolution (halves it with ``downsample_in_first_stage``),
+    later stages halve it. With ``dilation`` (DC5; Transformers asks timm for ``output_stride=16``)
+    a stage that starts at stride 16 or more keeps stride 1 and doubles the dilation instead: for
+    ResNets that is stage 4, whose first block still uses the previous dilation (1) in its first 3x3
+    convolution and dilation 2 after it. Shortcuts stay 1x1 with the block's stride.
+    Pure Python, shared by the PyTorch, TensorFlow and Flax backbones.
+    """
+    output_stride = 16 if dilation else None  # None: never dilate, as Transformers' own ResNet
+    net_stride, current_dilation, previous_dilation = 4, 1, 1
+    schedule = []
+    for n, depth in enumerate(depths):
+        stride = (2 if downsample_in_first_stage else 1) if n == 0 else 2
+        if output_stride is not None and net_stride >= output_stride:
+            current_dilation *= stride
+            stride = 1
+        else:
+            net_stride *= stride
+        blocks = []
+        for b in range(depth):
+            blocks.append((stride if b == 0 else 1, previous_dilation, current_dilation))
+            previous_dilation = current_dilation
+        schedule.append(blocks)
+    return schedule
+
+
 def default_resnet_backbone_config(num_channels: int = 3) -> dict[str, Any]:
     """The ResNet-50 ``backbone_config`` Transformers uses when ``use_timm_backbone=False``."""
     return {

@@ -41,7 +41,7 @@ from polyformers.modeling_flax_utils import FlaxPreTrainedModel, register_model_
 from polyformers.modeling_outputs import ModelOutput
 
 from .checkpoint_names import rename_checkpoint_keys
-from .configuration_detr import DetrConfig, DetrResNetSpec
+from .configuration_detr import DetrConfig, DetrResNetSpec, resnet_block_schedule
 
 TORCH_NORM_EPS = 1e-5  # nn.LayerNorm, nn.GroupNorm and the frozen batch norm in the PyTorch model
 
@@ -152,14 +152,23 @@ class FlaxDetrFrozenBatchNorm2d(nn.Module):
         return x * scale + (bias - mean * scale)
 
 
-def _conv(features: int, kernel: int, stride: int = 1, use_bias: bool = False, name: str | None = None, kernel_init: Any = None) -> nn.Conv:
-    # Explicit symmetric padding as PyTorch's padding=k//2 ("SAME" pads strided convolutions differently).
-    pad = kernel // 2
+def _conv(
+    features: int,
+    kernel: int,
+    stride: int = 1,
+    use_bias: bool = False,
+    name: str | None = None,
+    kernel_init: Any = None,
+    dilation: int = 1,
+) -> nn.Conv:
+    # Explicit symmetric padding as PyTorch's padding=dilation*(k//2) ("SAME" pads strided convolutions differently).
+    pad = dilation * (kernel // 2)
     return nn.Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),
         padding=((pad, pad), (pad, pad)),
+        kernel_dilation=(dilation, dilation),
         use_bias=use_bias,
         kernel_init=kernel_init or nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
         name=name,
@@ -169,8 +178,11 @@ def _conv(features: int, kernel: int, stride: int = 1, use_bias: bool = False, n
 def _resnet_spec(config: DetrConfig) -> DetrResNetSpec:
     # The config's normalised view (both Transformers spellings); resnet.py is not imported: it needs PyTorch.
     spec = config.resnet
-    if spec.dilation:
-        raise NotImplementedError("DETR with dilation (DC5, output_stride=16) is not supported yet; set dilation=False.")
+    if spec.dilation and spec.kind != "timm":
+        raise ValueError(
+            "dilation=True (DC5) needs a timm backbone: Transformers' own ResNetBackbone has no dilation. "
+            "Set dilation=False, or use use_timm_backbone=True with backbone='resnet50' (or another timm ResNet)."
+        )
     return spec
 
 
@@ -343,18 +355,20 @@ class FlaxTimmBlock(nn.Module):
     out_channels: int
     stride: int
     layer_type: str
+    first_dilation: int = 1  # of the first 3x3 convolution (the one that may stride)
+    dilation: int = 1  # of the basic block's second 3x3 convolution
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         o, s = self.out_channels, self.stride
-        if self.layer_type == "bottleneck":
+        if self.layer_type == "bottleneck":  # (features, kernel, stride, dilation)
             w = o // 4
-            specs = ((w, 1, 1), (w, 3, s), (o, 1, 1))
+            specs = ((w, 1, 1, 1), (w, 3, s, self.first_dilation), (o, 1, 1, 1))
         else:
-            specs = ((o, 3, s), (o, 3, 1))
+            specs = ((o, 3, s, self.first_dilation), (o, 3, 1, self.dilation))
         out = x
-        for n, (features, kernel, stride) in enumerate(specs, start=1):
-            out = _conv(features, kernel, stride, name=f"conv{n}")(out)
+        for n, (features, kernel, stride, dilation) in enumerate(specs, start=1):
+            out = _conv(features, kernel, stride, name=f"conv{n}", dilation=dilation)(out)
             out = FlaxDetrFrozenBatchNorm2d(features, name=f"bn{n}")(out)
             if n < len(specs):
                 out = nn.relu(out)
@@ -367,15 +381,14 @@ class FlaxTimmBlock(nn.Module):
 class FlaxTimmLayer(nn.Module):
     in_channels: int
     out_channels: int
-    stride: int
-    depth: int
+    blocks: Sequence[tuple[int, int, int]]  # per block (stride, first_dilation, dilation)
     layer_type: str
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        for i in range(self.depth):
-            in_channels, stride = (self.in_channels, self.stride) if i == 0 else (self.out_channels, 1)
-            x = FlaxTimmBlock(in_channels, self.out_channels, stride, self.layer_type, name=str(i))(x)
+        for i, (stride, first_dilation, dilation) in enumerate(self.blocks):
+            in_channels = self.in_channels if i == 0 else self.out_channels
+            x = FlaxTimmBlock(in_channels, self.out_channels, stride, self.layer_type, first_dilation, dilation, name=str(i))(x)
         return x
 
 
@@ -392,8 +405,9 @@ class FlaxTimmResNet(nn.Module):
         features = [stem]
         x = _max_pool(stem)
         in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        for n, (i, o, s, d) in enumerate(zip(in_sizes, spec.hidden_sizes, _stage_strides(spec), spec.depths), start=1):
-            x = FlaxTimmLayer(i, o, s, d, spec.layer_type, name=f"layer{n}")(x)
+        schedule = resnet_block_schedule(spec.depths, spec.downsample_in_first_stage, spec.dilation)
+        for n, (i, o, blocks) in enumerate(zip(in_sizes, spec.hidden_sizes, schedule), start=1):
+            x = FlaxTimmLayer(i, o, tuple(blocks), spec.layer_type, name=f"layer{n}")(x)
             features.append(x)
         return [features[i] for i in spec.out_indices]
 

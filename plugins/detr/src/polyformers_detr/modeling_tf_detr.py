@@ -37,7 +37,7 @@ from polyformers.modeling_outputs import ModelOutput
 from polyformers.modeling_tf_utils import TFPreTrainedModel, get_initializer, shape_list, tf_output_class, unpack_inputs
 
 from .checkpoint_names import rename_checkpoint_keys
-from .configuration_detr import DetrConfig
+from .configuration_detr import DetrConfig, resnet_block_schedule
 
 TORCH_NORM_EPS = 1e-5  # PyTorch's LayerNorm, GroupNorm and BatchNorm default
 
@@ -101,8 +101,10 @@ class TFDetrSegmentationOutput(ModelOutput):
 class TFDetrConv2D(keras.layers.Conv2D):
     """A Conv2D padded like PyTorch's ``padding=p``: ``p`` zeros on every side, then a valid convolution."""
 
-    def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding: int = 0, use_bias: bool = True, **kwargs: Any):
-        super().__init__(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias, **kwargs)
+    def __init__(
+        self, filters: int, kernel_size: int, strides: int = 1, padding: int = 0, use_bias: bool = True, dilation_rate: int = 1, **kwargs: Any
+    ):
+        super().__init__(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias, dilation_rate=dilation_rate, **kwargs)
         self.pad = padding
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -305,14 +307,19 @@ class TFResNetBackbone(_BuiltOnCall):
 class TFTimmBlock(_BuiltOnCall):
     """timm's BasicBlock or Bottleneck: ``conv1``/``bn1``.., ``downsample_._0`` / ``downsample_._1``."""
 
-    def __init__(self, layer_type: str, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any):
+    def __init__(
+        self, layer_type: str, in_channels: int, out_channels: int, stride: int = 1, first_dilation: int = 1, dilation: int = 1, **kwargs: Any
+    ):
         super().__init__(**kwargs)
-        if layer_type == "bottleneck":
+        if layer_type == "bottleneck":  # (channels, kernel, stride, dilation); 3x3 padding = dilation, as timm's
             width = out_channels // 4
-            convs = [(width, 1, 1), (width, 3, stride), (out_channels, 1, 1)]
+            convs = [(width, 1, 1, 1), (width, 3, stride, first_dilation), (out_channels, 1, 1, 1)]
         else:
-            convs = [(out_channels, 3, stride), (out_channels, 3, 1)]
-        self.convs = [TFDetrConv2D(c, k, strides=s, padding=k // 2, use_bias=False, name=f"conv{i + 1}") for i, (c, k, s) in enumerate(convs)]
+            convs = [(out_channels, 3, stride, first_dilation), (out_channels, 3, 1, dilation)]
+        self.convs = [
+            TFDetrConv2D(c, k, strides=s, padding=d * (k // 2), dilation_rate=d, use_bias=False, name=f"conv{i + 1}")
+            for i, (c, k, s, d) in enumerate(convs)
+        ]
         self.bns = [TFDetrFrozenBatchNorm2d(name=f"bn{i + 1}") for i in range(len(convs))]
         self.downsample = None
         if in_channels != out_channels or stride != 1:
@@ -341,8 +348,10 @@ class TFTimmResNet(_BuiltOnCall):
         self.bn1 = TFDetrFrozenBatchNorm2d(name="bn1")
         in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
         self.stages = []
-        for n, (i, o, s, d) in enumerate(zip(in_sizes, spec.hidden_sizes, _stage_strides(spec), spec.depths), start=1):
-            blocks = [TFTimmBlock(spec.layer_type, i if b == 0 else o, o, s if b == 0 else 1, name=_list_name(f"layer{n}", b)) for b in range(d)]
+        schedule = resnet_block_schedule(spec.depths, spec.downsample_in_first_stage, spec.dilation)
+        for n, (i, o, stage) in enumerate(zip(in_sizes, spec.hidden_sizes, schedule), start=1):
+            # each block: (stride, first_dilation, dilation); only the first one strides or changes width
+            blocks = [TFTimmBlock(spec.layer_type, i if b == 0 else o, o, *args, name=_list_name(f"layer{n}", b)) for b, args in enumerate(stage)]
             self.stages.append(blocks)
 
     def call(self, pixel_values: tf.Tensor) -> list[tf.Tensor]:
@@ -362,8 +371,11 @@ def _stage_strides(spec: Any) -> list[int]:
 
 def _resnet_spec(config: DetrConfig) -> Any:
     spec = config.resnet
-    if spec.dilation:
-        raise NotImplementedError("DETR with dilation (DC5, output_stride=16) is not supported yet; set dilation=False.")
+    if spec.dilation and spec.kind != "timm":
+        raise ValueError(
+            "dilation=True (DC5) needs a timm backbone: Transformers' own ResNetBackbone has no dilation. "
+            "Set dilation=False, or use use_timm_backbone=True with backbone='resnet50' (or another timm ResNet)."
+        )
     return spec
 
 

@@ -16,6 +16,10 @@ stride in the 3x3 convolution, 1x1 convolution + norm shortcuts), so :class:`Tim
 built with the layout its config names, so its checkpoints load back into Transformers; a
 checkpoint in the other layout is renamed on load.
 
+``dilation=True`` (DC5) exists for the timm layout only, as in Transformers: the last stage keeps
+stride 1 and dilates its 3x3 convolutions by 2, so the last feature map has stride 16, not 32
+(:func:`~polyformers_detr.configuration_detr.resnet_block_schedule` gives the per-block numbers).
+
 Why here and not in a ``resnet`` plugin: DETR needs only a feature-map backbone with frozen batch
 norm, not ResNet's classification models, configs or image processing, and a plugin may import a
 sibling plugin only by declaring it as a dependency. When a ``polyformers-resnet`` plugin exists,
@@ -34,6 +38,8 @@ import torch
 from torch import nn
 
 from polyformers.activations import ACT2FN
+
+from .configuration_detr import resnet_block_schedule
 
 
 class DetrFrozenBatchNorm2d(nn.Module):
@@ -83,6 +89,7 @@ class BackboneSpec:
     downsample_in_first_stage: bool = False
     downsample_in_bottleneck: bool = False
     out_indices: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # 0 is the stem
+    dilation: bool = False  # DC5: the last stage dilated instead of strided (timm layout only)
 
     @property
     def channels(self) -> list[int]:
@@ -107,8 +114,8 @@ def backbone_spec(config: Any) -> BackboneSpec:
     """
     resnet = getattr(config, "resnet", None)
     if resnet is not None:
-        if resnet.dilation:
-            raise NotImplementedError("DETR with dilation (DC5, output_stride=16) is not supported yet; set dilation=False.")
+        if resnet.dilation and resnet.kind != "timm":
+            raise _native_dilation_error()
         return BackboneSpec(
             layout=resnet.kind,
             num_channels=resnet.num_channels,
@@ -120,6 +127,7 @@ def backbone_spec(config: Any) -> BackboneSpec:
             downsample_in_first_stage=resnet.downsample_in_first_stage,
             downsample_in_bottleneck=resnet.downsample_in_bottleneck,
             out_indices=list(resnet.out_indices),
+            dilation=bool(resnet.dilation),
         )
     backbone_config = _get(config, "backbone_config")
     if backbone_config is not None and not isinstance(backbone_config, dict) and hasattr(backbone_config, "to_dict"):
@@ -135,8 +143,11 @@ def backbone_spec(config: Any) -> BackboneSpec:
                 f"DETR timm backbone {name!r} is not supported here; supported: {sorted(_TIMM_RESNETS)}. "
                 f"Use one of these, or a ResNet backbone_config."
             )
-        if _get(config, "dilation") or _get(backbone_config, "output_stride") or kwargs.get("output_stride"):
-            raise NotImplementedError("DETR with dilation (DC5, output_stride=16) is not supported yet; set dilation=False.")
+        output_stride = _get(backbone_config, "output_stride") or kwargs.get("output_stride")
+        if output_stride not in (None, 16, 32):
+            raise ValueError(
+                f"DETR's timm backbone supports output_stride 32 (default) or 16 (dilation=True), got {output_stride}."
+            )
         layer_type, depths = _TIMM_RESNETS[name]
         expansion = 4 if layer_type == "bottleneck" else 1
         out_indices = _get(backbone_config, "out_indices") or kwargs.get("out_indices") or [1, 2, 3, 4]
@@ -148,9 +159,12 @@ def backbone_spec(config: Any) -> BackboneSpec:
             depths=list(depths),
             layer_type=layer_type,
             out_indices=list(out_indices),
+            dilation=bool(_get(config, "dilation")) or output_stride == 16,
         )
     if backbone_config is None:
         backbone_config = {}  # use_timm_backbone=False without a backbone_config: Transformers' default ResNet-50
+    if _get(config, "dilation"):
+        raise _native_dilation_error()
     if model_type is not None and model_type != "resnet":
         raise NotImplementedError(
             f"DETR here supports ResNet backbones only (timm 'resnetNN' or a ResNet backbone_config), got "
@@ -173,6 +187,13 @@ def backbone_spec(config: Any) -> BackboneSpec:
         downsample_in_first_stage=bool(_get(backbone_config, "downsample_in_first_stage", False)),
         downsample_in_bottleneck=bool(_get(backbone_config, "downsample_in_bottleneck", False)),
         out_indices=list(out_indices),
+    )
+
+
+def _native_dilation_error() -> ValueError:
+    return ValueError(
+        "dilation=True (DC5) needs a timm backbone: Transformers' own ResNetBackbone has no dilation. "
+        "Set dilation=False, or use use_timm_backbone=True with backbone='resnet50' (or another timm ResNet)."
     )
 
 
@@ -288,6 +309,8 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, spec: BackboneSpec) -> None:
         super().__init__()
+        if spec.dilation:
+            raise _native_dilation_error()
         self.out_indices = spec.out_indices
         self.embedder = ResNetEmbeddings(spec)
         self.encoder = ResNetEncoder(spec)
@@ -303,11 +326,13 @@ class ResNetBackbone(nn.Module):
 
 
 class TimmBasicBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    """3x3 (stride, ``first_dilation``), 3x3 (``dilation``); padding equals dilation, as timm's."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, first_dilation: int = 1, dilation: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=first_dilation, dilation=first_dilation, bias=False)
         self.bn1 = DetrFrozenBatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = DetrFrozenBatchNorm2d(out_channels)
         self.downsample = _timm_downsample(in_channels, out_channels, stride)
 
@@ -318,12 +343,14 @@ class TimmBasicBlock(nn.Module):
 
 
 class TimmBottleneck(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    """1x1, 3x3 (stride, ``first_dilation``), 1x1; ``dilation`` only matters to the next block (timm's signature)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, first_dilation: int = 1, dilation: int = 1) -> None:
         super().__init__()
         width = out_channels // 4
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = DetrFrozenBatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=first_dilation, dilation=first_dilation, bias=False)
         self.bn2 = DetrFrozenBatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = DetrFrozenBatchNorm2d(out_channels)
@@ -354,8 +381,11 @@ class TimmResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         block = TimmBottleneck if spec.layer_type == "bottleneck" else TimmBasicBlock
         in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        for n, (i, o, s, d) in enumerate(zip(in_sizes, spec.hidden_sizes, _stage_strides(spec), spec.depths), start=1):
-            self.add_module(f"layer{n}", nn.Sequential(block(i, o, s), *[block(o, o) for _ in range(d - 1)]))
+        schedule = resnet_block_schedule(spec.depths, spec.downsample_in_first_stage, spec.dilation)
+        for n, (i, o, blocks) in enumerate(zip(in_sizes, spec.hidden_sizes, schedule), start=1):
+            # each block: (stride, first_dilation, dilation); only the first one strides or changes width
+            layer = [block(i if b == 0 else o, o, *args) for b, args in enumerate(blocks)]
+            self.add_module(f"layer{n}", nn.Sequential(*layer))
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         stem = torch.relu(self.bn1(self.conv1(pixel_values)))
