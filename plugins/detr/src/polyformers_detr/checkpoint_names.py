@@ -3,7 +3,8 @@
 A DETR checkpoint may come from Transformers 4 or 5 (5 renamed some layers in memory and a few
 on disk), from any of the three classes (a detection checkpoint loads into the segmentation
 model: its DetrModel sits under ``model.`` in one and ``detr.model.`` in the other), and with
-either ResNet layout (timm's ``layer1.0.conv1`` or Transformers' ``encoder.stages.0.layers.0``).
+either ResNet layout (timm's ``layer1.0.conv1`` or Transformers' ``encoder.stages.0.layers.0``;
+the translation between the two lives in :mod:`polyformers.layers.resnet_spec`).
 :func:`rename_checkpoint_keys` maps the PyTorch names of any of them to what one model reads.
 No framework is imported here.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
+
+# The ResNet layouts' key translation is shared with other vision plugins; re-exported for old imports.
+from polyformers.layers.resnet_spec import native_to_timm_key, timm_to_native_key, to_layout_key
 
 T = TypeVar("T")
 
@@ -34,42 +38,6 @@ V5_RENAMES = [
 BACKBONE = "backbone.conv_encoder.model."
 # Where the DetrModel sits in each class's checkpoint.
 DETR_MODEL_PATH = {"DetrModel": "", "DetrForObjectDetection": "model.", "DetrForSegmentation": "detr.model."}
-
-_NATIVE_TO_TIMM = (
-    (re.compile(r"embedder\.embedder\.convolution\."), lambda m: "conv1."),
-    (re.compile(r"embedder\.embedder\.normalization\."), lambda m: "bn1."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.convolution\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv{int(m[3]) + 1}."),
-    (re.compile(r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.normalization\."), lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{int(m[3]) + 1}."),
-)
-_TIMM_TO_NATIVE = (
-    (re.compile(r"^conv1\."), lambda m: "embedder.embedder.convolution."),
-    (re.compile(r"^bn1\."), lambda m: "embedder.embedder.normalization."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.downsample\.0\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.shortcut.convolution."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.downsample\.1\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.shortcut.normalization."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.conv(\d+)\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.layer.{int(m[3]) - 1}.convolution."),
-    (re.compile(r"^layer(\d+)\.(\d+)\.bn(\d+)\."), lambda m: f"encoder.stages.{int(m[1]) - 1}.layers.{m[2]}.layer.{int(m[3]) - 1}.normalization."),
-)
-
-
-def _translate(name: str, rules: tuple) -> str:
-    for pattern, replace in rules:
-        match = pattern.search(name)
-        if match:
-            return name[: match.start()] + replace(match) + name[match.end() :]
-    return name
-
-
-def native_to_timm_key(name: str) -> str:
-    """``embedder.embedder.convolution.weight`` -> ``conv1.weight`` (names inside the backbone)."""
-    return _translate(name, _NATIVE_TO_TIMM)
-
-
-def timm_to_native_key(name: str) -> str:
-    """``layer2.0.downsample.1.running_var`` -> ``encoder.stages.1.layers.0.shortcut.normalization.running_var``."""
-    return _translate(name, _TIMM_TO_NATIVE)
-
 
 def source_class(keys: Any) -> str:
     """Which DETR class wrote a PyTorch checkpoint: segmentation keys start with ``detr.``, detection ones with ``model.``."""
@@ -102,6 +70,17 @@ def rename_checkpoint_keys(state: Mapping[str, T], target_class: str, layout: st
             key = our_head + key[len(their_head) :]
         if BACKBONE in key:
             prefix, inner = key.split(BACKBONE, 1)
-            key = prefix + BACKBONE + (native_to_timm_key(inner) if layout == "timm" else timm_to_native_key(inner))
+            key = prefix + BACKBONE + to_layout_key(inner, layout)
         renamed[key] = value
     return renamed
+
+
+__all__ = [
+    "BACKBONE",
+    "DETR_MODEL_PATH",
+    "V5_RENAMES",
+    "native_to_timm_key",
+    "rename_checkpoint_keys",
+    "source_class",
+    "timm_to_native_key",
+]

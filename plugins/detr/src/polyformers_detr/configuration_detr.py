@@ -27,18 +27,14 @@ from typing import Any
 
 from polyformers.configuration_utils import PretrainedConfig
 from polyformers.errors import ConfigError
+from polyformers.layers.resnet_spec import TIMM_RESNETS, WIDTHS, BlockSchedule, ResNetSpec, resnet_block_schedule  # noqa: F401  (re-exported)
 
 POSITION_EMBEDDING_TYPES = ("sine", "learned")
 
-# timm ResNet names -> (layer_type, depths). Widths follow from the layer type.
-_TIMM_RESNETS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-    "resnet152": ("bottleneck", (3, 8, 36, 3)),
-}
-_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 2048)}
+# timm ResNet names -> (layer_type, depths), and the widths that follow from the layer type: shared
+# with other vision plugins in core.
+_TIMM_RESNETS = TIMM_RESNETS
+_WIDTHS = WIDTHS
 _TIMM_OUT_INDICES = [1, 2, 3, 4]
 _STAGE_NAMES = ["stem", "stage1", "stage2", "stage3", "stage4"]
 
@@ -62,40 +58,28 @@ class DetrResNetSpec:
     dilation: bool
     use_pretrained_backbone: bool
 
+    def to_resnet_spec(self) -> ResNetSpec:
+        """The core backbone spec (:class:`polyformers.layers.resnet_spec.ResNetSpec`) the models build from.
 
-# (stride, first_dilation, dilation) of one residual block: the stride and dilation of its first
-# 3x3 convolution (the one that strides), and the dilation of the basic block's second 3x3.
-BlockSchedule = tuple[int, int, int]
+        Raises ``ValueError`` for ``dilation`` with the native layout (Transformers' ResNet has none).
+        """
+        return ResNetSpec(
+            layout=self.kind,
+            num_channels=self.num_channels,
+            embedding_size=self.embedding_size,
+            hidden_sizes=self.hidden_sizes,
+            depths=self.depths,
+            layer_type=self.layer_type,
+            hidden_act=self.hidden_act,
+            downsample_in_first_stage=self.downsample_in_first_stage,
+            downsample_in_bottleneck=self.downsample_in_bottleneck,
+            out_indices=self.out_indices,
+            dilation=self.dilation,
+        )
 
 
-def resnet_block_schedule(
-    depths: tuple[int, ...] | list[int], downsample_in_first_stage: bool = False, dilation: bool = False
-) -> list[list[BlockSchedule]]:
-    """Per stage, per block ``(stride, first_dilation, dilation)``, as timm's ``make_blocks`` computes them.
-
-    The stem reduces by 4; stage 1 keeps that resolution (halves it with ``downsample_in_first_stage``),
-    later stages halve it. With ``dilation`` (DC5; Transformers asks timm for ``output_stride=16``)
-    a stage that starts at stride 16 or more keeps stride 1 and doubles the dilation instead: for
-    ResNets that is stage 4, whose first block still uses the previous dilation (1) in its first 3x3
-    convolution and dilation 2 after it. Shortcuts stay 1x1 with the block's stride.
-    Pure Python, shared by the PyTorch, TensorFlow and Flax backbones.
-    """
-    output_stride = 16 if dilation else None  # None: never dilate, as Transformers' own ResNet
-    net_stride, current_dilation, previous_dilation = 4, 1, 1
-    schedule = []
-    for n, depth in enumerate(depths):
-        stride = (2 if downsample_in_first_stage else 1) if n == 0 else 2
-        if output_stride is not None and net_stride >= output_stride:
-            current_dilation *= stride
-            stride = 1
-        else:
-            net_stride *= stride
-        blocks = []
-        for b in range(depth):
-            blocks.append((stride if b == 0 else 1, previous_dilation, current_dilation))
-            previous_dilation = current_dilation
-        schedule.append(blocks)
-    return schedule
+# The per-block (stride, first_dilation, dilation) schedule moved to core with the backbone
+# (polyformers.layers.resnet_spec); ``resnet_block_schedule`` and ``BlockSchedule`` stay importable here.
 
 
 def default_resnet_backbone_config(num_channels: int = 3) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """DETR in JAX/Flax (linen): the ResNet backbone, position embeddings, the encoder-decoder, the heads and the set loss.
 
-A port of :mod:`.modeling_detr` (the reference; Transformers has DETR in PyTorch only). Parameter
+A port of :mod:`.modeling_detr` (the reference; Transformers has DETR in PyTorch only); the ResNet
+backbone is core's (:mod:`polyformers.layers.resnet_flax`), shared with other vision plugins. Parameter
 paths join with "." into our PyTorch names (through :func:`polyformers.conversion.flax_key_to_pt`),
 so one checkpoint loads in both frameworks: ``model/backbone/conv_encoder/model/...`` for the
 ResNet in either layout (timm's ``conv1``/``layer1/0/...`` or Transformers' own
@@ -29,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,13 +38,25 @@ import numpy as np
 from flax import linen as nn
 
 from polyformers.activations_flax import ACT2FN
+from polyformers.layers.resnet_flax import (  # noqa: F401  (the Flax* backbone names are re-exported for old imports)
+    FlaxFrozenBatchNorm2d,
+    FlaxResNetBackbone,
+    FlaxTimmResNet,
+    build_flax_resnet,
+    conv2d,
+)
+from polyformers.layers.resnet_spec import ResNetSpec
 from polyformers.modeling_flax_utils import FlaxPreTrainedModel, register_model_output
 from polyformers.modeling_outputs import ModelOutput
 
 from .checkpoint_names import rename_checkpoint_keys
-from .configuration_detr import DetrConfig, DetrResNetSpec, resnet_block_schedule
+from .configuration_detr import DetrConfig
 
 TORCH_NORM_EPS = 1e-5  # nn.LayerNorm, nn.GroupNorm and the frozen batch norm in the PyTorch model
+
+# The backbone's building blocks live in core (polyformers.layers.resnet_flax); DETR's old names stay.
+FlaxDetrFrozenBatchNorm2d = FlaxFrozenBatchNorm2d
+_conv = conv2d
 
 # --- outputs ---------------------------------------------------------------------------------------
 
@@ -133,283 +146,13 @@ def interpolate_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     return jnp.take(x, low, axis=-1) * (1 - frac) + jnp.take(x, high, axis=-1) * frac
 
 
-# --- backbone ----------------------------------------------------------------------------------------
+# --- backbone (core layers) ---------------------------------------------------------------------------
 
 
-class FlaxDetrFrozenBatchNorm2d(nn.Module):
-    """Batch norm with fixed statistics and affine terms (params ``scale``, ``bias``, ``mean``, ``var``; never trained)."""
-
-    features: int
-    eps: float = TORCH_NORM_EPS
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        weight = jax.lax.stop_gradient(self.param("scale", nn.initializers.ones, (self.features,)))
-        bias = jax.lax.stop_gradient(self.param("bias", nn.initializers.zeros, (self.features,)))
-        mean = jax.lax.stop_gradient(self.param("mean", nn.initializers.zeros, (self.features,)))
-        var = jax.lax.stop_gradient(self.param("var", nn.initializers.ones, (self.features,)))
-        scale = weight * jax.lax.rsqrt(var + self.eps)
-        return x * scale + (bias - mean * scale)
-
-
-def _conv(
-    features: int,
-    kernel: int,
-    stride: int = 1,
-    use_bias: bool = False,
-    name: str | None = None,
-    kernel_init: Any = None,
-    dilation: int = 1,
-) -> nn.Conv:
-    # Explicit symmetric padding as PyTorch's padding=dilation*(k//2) ("SAME" pads strided convolutions differently).
-    pad = dilation * (kernel // 2)
-    return nn.Conv(
-        features,
-        (kernel, kernel),
-        strides=(stride, stride),
-        padding=((pad, pad), (pad, pad)),
-        kernel_dilation=(dilation, dilation),
-        use_bias=use_bias,
-        kernel_init=kernel_init or nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-        name=name,
-    )
-
-
-def _resnet_spec(config: DetrConfig) -> DetrResNetSpec:
+def _resnet_spec(config: DetrConfig) -> ResNetSpec:
     # The config's normalised view (both Transformers spellings); resnet.py is not imported: it needs PyTorch.
-    spec = config.resnet
-    if spec.dilation and spec.kind != "timm":
-        raise ValueError(
-            "dilation=True (DC5) needs a timm backbone: Transformers' own ResNetBackbone has no dilation. "
-            "Set dilation=False, or use use_timm_backbone=True with backbone='resnet50' (or another timm ResNet)."
-        )
-    return spec
-
-
-def _stage_strides(spec: DetrResNetSpec) -> list[int]:
-    return [2 if spec.downsample_in_first_stage else 1] + [2] * (len(spec.hidden_sizes) - 1)
-
-
-def _feature_channels(spec: DetrResNetSpec) -> list[int]:
-    sizes = [spec.embedding_size, *spec.hidden_sizes]
-    return [sizes[i] for i in spec.out_indices]
-
-
-def _max_pool(x: jax.Array) -> jax.Array:
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # padding is -inf, as PyTorch's
-
-
-# Transformers' own ResNetBackbone layout: embedder/embedder/{convolution,normalization}, encoder/stages/N/layers/M/...
-
-
-class FlaxResNetConvLayer(nn.Module):
-    features: int
-    kernel_size: int = 3
-    stride: int = 1
-    activation: str | None = "relu"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = _conv(self.features, self.kernel_size, self.stride, name="convolution")(x)
-        x = FlaxDetrFrozenBatchNorm2d(self.features, name="normalization")(x)
-        return ACT2FN[self.activation](x) if self.activation is not None else x
-
-
-class FlaxResNetShortCut(nn.Module):
-    features: int
-    stride: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = _conv(self.features, 1, self.stride, name="convolution")(x)
-        return FlaxDetrFrozenBatchNorm2d(self.features, name="normalization")(x)
-
-
-class FlaxResNetLayerStack(nn.Module):
-    """The ``layer`` sequence of a residual block: conv layers named ``0``, ``1``(, ``2``)."""
-
-    specs: Sequence[tuple[int, int, int, str | None]]  # (features, kernel, stride, activation)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for i, (features, kernel, stride, activation) in enumerate(self.specs):
-            x = FlaxResNetConvLayer(features, kernel, stride, activation, name=str(i))(x)
-        return x
-
-
-class FlaxResNetBlock(nn.Module):
-    """Basic (two 3x3) or bottleneck (1x1 reduce, 3x3, 1x1 expand) residual block, Transformers' names."""
-
-    in_channels: int
-    out_channels: int
-    stride: int
-    layer_type: str
-    activation: str
-    downsample_in_bottleneck: bool = False
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        o, s, act = self.out_channels, self.stride, self.activation
-        shortcut = x
-        if self.in_channels != o or s != 1:
-            shortcut = FlaxResNetShortCut(o, s, name="shortcut")(x)
-        if self.layer_type == "bottleneck":
-            r = o // 4
-            first, second = (s, 1) if self.downsample_in_bottleneck else (1, s)
-            specs = ((r, 1, first, act), (r, 3, second, act), (o, 1, 1, None))
-        else:
-            specs = ((o, 3, s, act), (o, 3, 1, None))
-        return ACT2FN[act](FlaxResNetLayerStack(specs, name="layer")(x) + shortcut)
-
-
-class FlaxResNetStage(nn.Module):
-    """One stage: its blocks sit under ``layers``."""
-
-    spec: DetrResNetSpec
-    in_channels: int
-    out_channels: int
-    stride: int
-    depth: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return FlaxResNetStageLayers(self.spec, self.in_channels, self.out_channels, self.stride, self.depth, name="layers")(x)
-
-
-class FlaxResNetStageLayers(nn.Module):
-    spec: DetrResNetSpec
-    in_channels: int
-    out_channels: int
-    stride: int
-    depth: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        spec = self.spec
-        for i in range(self.depth):
-            in_channels, stride = (self.in_channels, self.stride) if i == 0 else (self.out_channels, 1)
-            x = FlaxResNetBlock(
-                in_channels, self.out_channels, stride, spec.layer_type, spec.hidden_act, spec.downsample_in_bottleneck, name=str(i)
-            )(x)
-        return x
-
-
-class FlaxResNetStages(nn.Module):
-    spec: DetrResNetSpec
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> list[jax.Array]:
-        spec = self.spec
-        in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        features = []
-        for n, (i, o, s, d) in enumerate(zip(in_sizes, spec.hidden_sizes, _stage_strides(spec), spec.depths)):
-            x = FlaxResNetStage(spec, i, o, s, d, name=str(n))(x)
-            features.append(x)
-        return features
-
-
-class FlaxResNetEncoder(nn.Module):
-    spec: DetrResNetSpec
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> list[jax.Array]:
-        return FlaxResNetStages(self.spec, name="stages")(x)
-
-
-class FlaxResNetEmbeddings(nn.Module):
-    spec: DetrResNetSpec
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = FlaxResNetConvLayer(self.spec.embedding_size, 7, 2, self.spec.hidden_act, name="embedder")(x)
-        return _max_pool(x)
-
-
-class FlaxResNetBackbone(nn.Module):
-    """Transformers' ``ResNetBackbone`` layout; returns the feature maps of ``out_indices`` (0 = stem, after pooling)."""
-
-    spec: DetrResNetSpec
-
-    @nn.compact
-    def __call__(self, pixel_values: jax.Array) -> list[jax.Array]:
-        stem = FlaxResNetEmbeddings(self.spec, name="embedder")(pixel_values)
-        features = [stem, *FlaxResNetEncoder(self.spec, name="encoder")(stem)]
-        return [features[i] for i in self.spec.out_indices]
-
-
-# timm's layout: conv1, bn1, layer1..layer4 / N / {conv1, bn1, ..., downsample/0, downsample/1}
-
-
-class FlaxTimmDownsample(nn.Module):
-    features: int
-    stride: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = _conv(self.features, 1, self.stride, name="0")(x)
-        return FlaxDetrFrozenBatchNorm2d(self.features, name="1")(x)
-
-
-class FlaxTimmBlock(nn.Module):
-    in_channels: int
-    out_channels: int
-    stride: int
-    layer_type: str
-    first_dilation: int = 1  # of the first 3x3 convolution (the one that may stride)
-    dilation: int = 1  # of the basic block's second 3x3 convolution
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        o, s = self.out_channels, self.stride
-        if self.layer_type == "bottleneck":  # (features, kernel, stride, dilation)
-            w = o // 4
-            specs = ((w, 1, 1, 1), (w, 3, s, self.first_dilation), (o, 1, 1, 1))
-        else:
-            specs = ((o, 3, s, self.first_dilation), (o, 3, 1, self.dilation))
-        out = x
-        for n, (features, kernel, stride, dilation) in enumerate(specs, start=1):
-            out = _conv(features, kernel, stride, name=f"conv{n}", dilation=dilation)(out)
-            out = FlaxDetrFrozenBatchNorm2d(features, name=f"bn{n}")(out)
-            if n < len(specs):
-                out = nn.relu(out)
-        shortcut = x
-        if self.in_channels != o or s != 1:
-            shortcut = FlaxTimmDownsample(o, s, name="downsample")(x)
-        return nn.relu(out + shortcut)
-
-
-class FlaxTimmLayer(nn.Module):
-    in_channels: int
-    out_channels: int
-    blocks: Sequence[tuple[int, int, int]]  # per block (stride, first_dilation, dilation)
-    layer_type: str
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for i, (stride, first_dilation, dilation) in enumerate(self.blocks):
-            in_channels = self.in_channels if i == 0 else self.out_channels
-            x = FlaxTimmBlock(in_channels, self.out_channels, stride, self.layer_type, first_dilation, dilation, name=str(i))(x)
-        return x
-
-
-class FlaxTimmResNet(nn.Module):
-    """timm's ``resnetNN`` (``features_only``): index 0 of the features is the stem before max-pooling."""
-
-    spec: DetrResNetSpec
-
-    @nn.compact
-    def __call__(self, pixel_values: jax.Array) -> list[jax.Array]:
-        spec = self.spec
-        stem = _conv(spec.embedding_size, 7, 2, name="conv1")(pixel_values)
-        stem = nn.relu(FlaxDetrFrozenBatchNorm2d(spec.embedding_size, name="bn1")(stem))
-        features = [stem]
-        x = _max_pool(stem)
-        in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        schedule = resnet_block_schedule(spec.depths, spec.downsample_in_first_stage, spec.dilation)
-        for n, (i, o, blocks) in enumerate(zip(in_sizes, spec.hidden_sizes, schedule), start=1):
-            x = FlaxTimmLayer(i, o, tuple(blocks), spec.layer_type, name=f"layer{n}")(x)
-            features.append(x)
-        return [features[i] for i in spec.out_indices]
+    # ValueError for a dilated native ResNet.
+    return config.resnet.to_resnet_spec()
 
 
 class FlaxDetrConvEncoder(nn.Module):
@@ -420,7 +163,7 @@ class FlaxDetrConvEncoder(nn.Module):
     @nn.compact
     def __call__(self, pixel_values: jax.Array, pixel_mask: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
         spec = _resnet_spec(self.config)
-        resnet = FlaxTimmResNet(spec, name="model") if spec.kind == "timm" else FlaxResNetBackbone(spec, name="model")
+        resnet = build_flax_resnet(spec, name="model")
         out = []
         for feature_map in resnet(pixel_values):  # each (B, H_i, W_i, C_i)
             mask = interpolate_nearest(pixel_mask.astype(jnp.float32), feature_map.shape[1:3]) > 0.5  # (B, H_i, W_i)
@@ -918,7 +661,7 @@ class FlaxDetrForSegmentationModule(nn.Module):
 
     def setup(self) -> None:
         config = self.config
-        channels = _feature_channels(_resnet_spec(config))
+        channels = _resnet_spec(config).channels
         if len(channels) < 4:
             raise ValueError(
                 f"DetrForSegmentation needs 4 backbone feature maps (FPN levels + the last one), got {len(channels)}: "
@@ -1127,7 +870,7 @@ class FlaxDetrPreTrainedModel(FlaxPreTrainedModel):
 
     def _rename_pt_checkpoint(self, state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """As the PyTorch model's loading: Transformers 5 / 4 spellings, the other ResNet layout, another DETR class."""
-        return rename_checkpoint_keys(state_dict, type(self).__name__.removeprefix("Flax"), _resnet_spec(self.config).kind)
+        return rename_checkpoint_keys(state_dict, type(self).__name__.removeprefix("Flax"), _resnet_spec(self.config).layout)
 
     def dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
         batch_size, channels, height, width = input_shape

@@ -1,7 +1,8 @@
 """DETR in TensorFlow (Keras 3): backbone and position embeddings, the encoder-decoder, the models, then the loss.
 
 Transformers has DETR in PyTorch only; this mirrors :mod:`polyformers_detr.modeling_detr` line for
-line so that converted weights give the same outputs. Layers are named so that
+line so that converted weights give the same outputs; the ResNet backbone is core's
+(:mod:`polyformers.layers.resnet_tf`), shared with other vision plugins. Layers are named so that
 :func:`polyformers.conversion.tf_name_to_pt` maps every variable to our PyTorch name with the
 standard table alone (no family renames, so our PyTorch ``from_tf=True`` reads ``tf_model.h5``
 without knowing this file): ``model/backbone/conv_encoder/model/embedder/embedder/convolution/kernel:0``
@@ -33,13 +34,32 @@ import numpy as np
 import tensorflow as tf
 
 from polyformers.activations_tf import get_tf_activation
+from polyformers.layers.resnet_spec import ResNetSpec
+from polyformers.layers.resnet_tf import (  # noqa: F401  (the TF* backbone names are re-exported for old imports)
+    TFBuiltOnCall,
+    TFFrozenBatchNorm2d,
+    TFPaddedConv2D,
+    TFResNetBackbone,
+    TFTimmBlock,
+    TFTimmResNet,
+    build_tf_resnet,
+    list_name,
+    max_pool_3x3_s2,
+)
 from polyformers.modeling_outputs import ModelOutput
 from polyformers.modeling_tf_utils import TFPreTrainedModel, get_initializer, shape_list, tf_output_class, unpack_inputs
 
 from .checkpoint_names import rename_checkpoint_keys
-from .configuration_detr import DetrConfig, resnet_block_schedule
+from .configuration_detr import DetrConfig
 
 TORCH_NORM_EPS = 1e-5  # PyTorch's LayerNorm, GroupNorm and BatchNorm default
+
+# The backbone's building blocks live in core (polyformers.layers.resnet_tf); DETR's old names stay.
+TFDetrConv2D = TFPaddedConv2D
+TFDetrFrozenBatchNorm2d = TFFrozenBatchNorm2d
+_BuiltOnCall = TFBuiltOnCall
+_list_name = list_name
+_max_pool_3x3_s2 = max_pool_3x3_s2
 
 # --- outputs ---------------------------------------------------------------------------------------
 
@@ -98,49 +118,6 @@ class TFDetrSegmentationOutput(ModelOutput):
 # --- small NHWC building blocks -----------------------------------------------------------------------
 
 
-class TFDetrConv2D(keras.layers.Conv2D):
-    """A Conv2D padded like PyTorch's ``padding=p``: ``p`` zeros on every side, then a valid convolution."""
-
-    def __init__(
-        self, filters: int, kernel_size: int, strides: int = 1, padding: int = 0, use_bias: bool = True, dilation_rate: int = 1, **kwargs: Any
-    ):
-        super().__init__(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias, dilation_rate=dilation_rate, **kwargs)
-        self.pad = padding
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        padded = [input_shape[0], *(None if s is None else s + 2 * self.pad for s in input_shape[1:3]), input_shape[3]]
-        return super().compute_output_shape(padded)
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        if self.pad:
-            inputs = tf.pad(inputs, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
-        return super().call(inputs)
-
-
-class TFDetrFrozenBatchNorm2d(keras.layers.Layer):
-    """Batch norm with fixed statistics and affine parameters, all four non-trainable.
-
-    ``gamma``/``beta``/``moving_mean``/``moving_variance`` are read as PyTorch's ``weight``/``bias``/
-    ``running_mean``/``running_var``. The epsilon goes before the rsqrt, as in PyTorch's version.
-    """
-
-    def __init__(self, epsilon: float = TORCH_NORM_EPS, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
-
-    def build(self, input_shape: Any) -> None:
-        channels = input_shape[-1]
-        self.gamma = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="gamma")
-        self.beta = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="beta")
-        self.moving_mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="moving_variance")
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        scale = self.gamma * tf.math.rsqrt(self.moving_variance + self.epsilon)
-        bias = self.beta - self.moving_mean * scale
-        return x * scale + bias
-
-
 class TFDetrGroupNorm(keras.layers.Layer):
     """PyTorch's GroupNorm on NHWC: each group of channels normalised over space and its channels."""
 
@@ -162,12 +139,6 @@ class TFDetrGroupNorm(keras.layers.Layer):
         return tf.reshape(grouped, (batch, height, width, channels)) * self.gamma + self.beta
 
 
-def _max_pool_3x3_s2(x: tf.Tensor) -> tf.Tensor:
-    """PyTorch's ``MaxPool2d(3, stride=2, padding=1)``: -inf padding on every side."""
-    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=float("-inf"))
-    return tf.nn.max_pool2d(x, ksize=3, strides=2, padding="VALID")
-
-
 def _nearest_indices(in_size: int | tf.Tensor, out_size: int | tf.Tensor) -> tf.Tensor:
     """PyTorch's ``mode="nearest"`` source indices: ``floor(dst * in / out)``, clipped."""
     scale = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
@@ -183,200 +154,12 @@ def resize_nearest(x: tf.Tensor, size: tuple[Any, Any], spatial_axes: tuple[int,
     return tf.gather(x, _nearest_indices(shape[width_axis], size[1]), axis=width_axis)
 
 
-def _list_name(name: str, index: int) -> str:
-    return f"{name}_._{index}"  # read as "name.index" by tf_name_to_pt
+# --- the ResNet backbone (core layers), both layouts ------------------------------------------------------
 
 
-# --- the ResNet backbone, both layouts -----------------------------------------------------------------
-
-
-class _BuiltOnCall(keras.layers.Layer):
-    """A container whose sublayers create their variables on first call, from the shapes they see
-    (the backbone's channels follow the image's); its own build has nothing to do."""
-
-    def build(self, input_shape: Any = None) -> None:
-        pass
-
-
-class TFResNetConvLayer(_BuiltOnCall):
-    def __init__(self, out_channels: int, kernel_size: int = 3, stride: int = 1, activation: str | None = "relu", **kwargs: Any):
-        super().__init__(**kwargs)
-        self.convolution = TFDetrConv2D(out_channels, kernel_size, strides=stride, padding=kernel_size // 2, use_bias=False, name="convolution")
-        self.normalization = TFDetrFrozenBatchNorm2d(name="normalization")
-        self.activation = get_tf_activation(activation) if activation is not None else None
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        x = self.normalization(self.convolution(x))
-        return self.activation(x) if self.activation is not None else x
-
-
-class TFResNetShortCut(_BuiltOnCall):
-    def __init__(self, out_channels: int, stride: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.convolution = TFDetrConv2D(out_channels, 1, strides=stride, use_bias=False, name="convolution")
-        self.normalization = TFDetrFrozenBatchNorm2d(name="normalization")
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        return self.normalization(self.convolution(x))
-
-
-class TFResNetLayer(_BuiltOnCall):
-    """Transformers' ResNet basic or bottleneck layer: ``shortcut`` and ``layer_._0``.. convolutions."""
-
-    def __init__(self, spec: Any, in_channels: int, out_channels: int, stride: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        act = spec.hidden_act
-        self.shortcut = TFResNetShortCut(out_channels, stride, name="shortcut") if in_channels != out_channels or stride != 1 else None
-        if spec.layer_type == "bottleneck":
-            reduced = out_channels // 4
-            in_bottleneck = spec.downsample_in_bottleneck
-            convs = [
-                (reduced, 1, stride if in_bottleneck else 1, act),
-                (reduced, 3, 1 if in_bottleneck else stride, act),
-                (out_channels, 1, 1, None),
-            ]
-        else:
-            convs = [(out_channels, 3, stride, act), (out_channels, 3, 1, None)]
-        self.layer = [TFResNetConvLayer(c, k, s, a, name=_list_name("layer", i)) for i, (c, k, s, a) in enumerate(convs)]
-        self.activation = get_tf_activation(act)
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        residual = x if self.shortcut is None else self.shortcut(x)
-        for conv in self.layer:
-            x = conv(x)
-        return self.activation(x + residual)
-
-
-class TFResNetStage(_BuiltOnCall):
-    def __init__(self, spec: Any, in_channels: int, out_channels: int, stride: int, depth: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.layers = [
-            TFResNetLayer(spec, in_channels if i == 0 else out_channels, out_channels, stride if i == 0 else 1, name=_list_name("layers", i))
-            for i in range(depth)
-        ]
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-
-class TFResNetEmbeddings(_BuiltOnCall):
-    def __init__(self, spec: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.embedder = TFResNetConvLayer(spec.embedding_size, kernel_size=7, stride=2, activation=spec.hidden_act, name="embedder")
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        return _max_pool_3x3_s2(self.embedder(x))
-
-
-class TFResNetEncoder(_BuiltOnCall):
-    def __init__(self, spec: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        strides = _stage_strides(spec)
-        self.stages = [
-            TFResNetStage(spec, i, o, s, d, name=_list_name("stages", n))
-            for n, (i, o, s, d) in enumerate(zip(in_sizes, spec.hidden_sizes, strides, spec.depths))
-        ]
-
-    def call(self, x: tf.Tensor) -> list[tf.Tensor]:
-        """Every stage's output, in order."""
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
-
-
-class TFResNetBackbone(_BuiltOnCall):
-    """Transformers' ``ResNetBackbone`` layout: ``embedder/embedder/*``, ``encoder/stages_._N/layers_._M/*``."""
-
-    def __init__(self, spec: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.out_indices = list(spec.out_indices)
-        self.embedder = TFResNetEmbeddings(spec, name="embedder")
-        self.encoder = TFResNetEncoder(spec, name="encoder")
-
-    def call(self, pixel_values: tf.Tensor) -> list[tf.Tensor]:
-        stem = self.embedder(pixel_values)  # index 0: the stem, after max-pooling
-        features = [stem, *self.encoder(stem)]
-        return [features[i] for i in self.out_indices]
-
-
-class TFTimmBlock(_BuiltOnCall):
-    """timm's BasicBlock or Bottleneck: ``conv1``/``bn1``.., ``downsample_._0`` / ``downsample_._1``."""
-
-    def __init__(
-        self, layer_type: str, in_channels: int, out_channels: int, stride: int = 1, first_dilation: int = 1, dilation: int = 1, **kwargs: Any
-    ):
-        super().__init__(**kwargs)
-        if layer_type == "bottleneck":  # (channels, kernel, stride, dilation); 3x3 padding = dilation, as timm's
-            width = out_channels // 4
-            convs = [(width, 1, 1, 1), (width, 3, stride, first_dilation), (out_channels, 1, 1, 1)]
-        else:
-            convs = [(out_channels, 3, stride, first_dilation), (out_channels, 3, 1, dilation)]
-        self.convs = [
-            TFDetrConv2D(c, k, strides=s, padding=d * (k // 2), dilation_rate=d, use_bias=False, name=f"conv{i + 1}")
-            for i, (c, k, s, d) in enumerate(convs)
-        ]
-        self.bns = [TFDetrFrozenBatchNorm2d(name=f"bn{i + 1}") for i in range(len(convs))]
-        self.downsample = None
-        if in_channels != out_channels or stride != 1:
-            self.downsample = [
-                TFDetrConv2D(out_channels, 1, strides=stride, use_bias=False, name=_list_name("downsample", 0)),
-                TFDetrFrozenBatchNorm2d(name=_list_name("downsample", 1)),
-            ]
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        shortcut = x if self.downsample is None else self.downsample[1](self.downsample[0](x))
-        out = x
-        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
-            out = bn(conv(out))
-            if i < len(self.convs) - 1:
-                out = tf.nn.relu(out)
-        return tf.nn.relu(out + shortcut)
-
-
-class TFTimmResNet(_BuiltOnCall):
-    """timm's ``resnetNN`` (``features_only``) layout: ``conv1``, ``bn1``, ``layer1_._0``.. (read as ``layer1.0``)."""
-
-    def __init__(self, spec: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.out_indices = list(spec.out_indices)
-        self.conv1 = TFDetrConv2D(spec.embedding_size, 7, strides=2, padding=3, use_bias=False, name="conv1")
-        self.bn1 = TFDetrFrozenBatchNorm2d(name="bn1")
-        in_sizes = [spec.embedding_size, *spec.hidden_sizes[:-1]]
-        self.stages = []
-        schedule = resnet_block_schedule(spec.depths, spec.downsample_in_first_stage, spec.dilation)
-        for n, (i, o, stage) in enumerate(zip(in_sizes, spec.hidden_sizes, schedule), start=1):
-            # each block: (stride, first_dilation, dilation); only the first one strides or changes width
-            blocks = [TFTimmBlock(spec.layer_type, i if b == 0 else o, o, *args, name=_list_name(f"layer{n}", b)) for b, args in enumerate(stage)]
-            self.stages.append(blocks)
-
-    def call(self, pixel_values: tf.Tensor) -> list[tf.Tensor]:
-        stem = tf.nn.relu(self.bn1(self.conv1(pixel_values)))
-        features = [stem]  # index 0 in timm's feature_info is before the max-pool
-        x = _max_pool_3x3_s2(stem)
-        for blocks in self.stages:
-            for block in blocks:
-                x = block(x)
-            features.append(x)
-        return [features[i] for i in self.out_indices]
-
-
-def _stage_strides(spec: Any) -> list[int]:
-    return [2 if spec.downsample_in_first_stage else 1] + [2] * (len(spec.hidden_sizes) - 1)
-
-
-def _resnet_spec(config: DetrConfig) -> Any:
-    spec = config.resnet
-    if spec.dilation and spec.kind != "timm":
-        raise ValueError(
-            "dilation=True (DC5) needs a timm backbone: Transformers' own ResNetBackbone has no dilation. "
-            "Set dilation=False, or use use_timm_backbone=True with backbone='resnet50' (or another timm ResNet)."
-        )
-    return spec
+def _resnet_spec(config: DetrConfig) -> ResNetSpec:
+    # The config's normalised view (both Transformers spellings); ValueError for a dilated native ResNet.
+    return config.resnet.to_resnet_spec()
 
 
 class TFDetrConvEncoder(_BuiltOnCall):
@@ -385,13 +168,12 @@ class TFDetrConvEncoder(_BuiltOnCall):
     def __init__(self, config: DetrConfig, **kwargs: Any):
         super().__init__(**kwargs)
         spec = _resnet_spec(config)
-        self.layout = spec.kind
-        self.model = TFTimmResNet(spec, name="model") if spec.kind == "timm" else TFResNetBackbone(spec, name="model")
-        sizes = [spec.embedding_size, *spec.hidden_sizes]
-        self.intermediate_channel_sizes = [sizes[i] for i in spec.out_indices]
+        self.layout = spec.layout
+        self.model = build_tf_resnet(spec, name="model")
+        self.intermediate_channel_sizes = spec.channels
         # As the PyTorch model (and Transformers): timm keeps the stem and layer1 frozen; the native
         # layout is frozen whole (Transformers' freezing test matches none of its names).
-        if spec.kind == "timm":
+        if spec.layout == "timm":
             self.model.conv1.trainable = False
             for block in self.model.stages[0]:
                 block.trainable = False
