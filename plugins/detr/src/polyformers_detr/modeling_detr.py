@@ -28,66 +28,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from polyformers.activations import ACT2FN
-from polyformers.modeling_outputs import ModelOutput
 from polyformers.modeling_utils import PreTrainedModel
 
 from .configuration_detr import DetrConfig
 from .loss_detr import detr_loss
+from .outputs_detr import DetrModelOutput, DetrObjectDetectionOutput, DetrSegmentationOutput
 from .checkpoint_names import rename_checkpoint_keys
 from .resnet import DetrFrozenBatchNorm2d, backbone_spec, build_resnet
 
-# --- outputs ---------------------------------------------------------------------------------------
-
-
-@dataclass(repr=False)
-class DetrModelOutput(ModelOutput):
-    """``intermediate_hidden_states`` (L, B, Q, D): every decoder layer's output after the final LayerNorm, with ``auxiliary_loss``."""
-
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
-    intermediate_hidden_states: Any = None
-
-
-@dataclass(repr=False)
-class DetrObjectDetectionOutput(ModelOutput):
-    """``logits`` (B, Q, K); ``pred_boxes`` (B, Q, 4) as normalised (cx, cy, w, h); loss terms with ``labels``."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
-
-
-@dataclass(repr=False)
-class DetrSegmentationOutput(ModelOutput):
-    """As :class:`DetrObjectDetectionOutput`, plus ``pred_masks`` (B, Q, H/4, W/4) mask logits."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    pred_masks: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
+# --- outputs: outputs_detr.py --------------------------------------------------------------------
 
 
 # --- backbone and position embeddings ---------------------------------------------------------------

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -50,6 +49,7 @@ from polyformers.modeling_flax_utils import FlaxPreTrainedModel, register_model_
 from polyformers.modeling_outputs import ModelOutput
 
 from .checkpoint_names import rename_checkpoint_keys
+from .outputs_detr import DetrModelOutput, DetrObjectDetectionOutput, DetrSegmentationOutput
 from .configuration_detr import DetrConfig
 
 TORCH_NORM_EPS = 1e-5  # nn.LayerNorm, nn.GroupNorm and the frozen batch norm in the PyTorch model
@@ -59,58 +59,22 @@ FlaxDetrFrozenBatchNorm2d = FlaxFrozenBatchNorm2d
 _conv = conv2d
 
 # --- outputs ---------------------------------------------------------------------------------------
+# The fields of outputs_detr's classes; the names carry the framework, as in Transformers.
 
 
 @register_model_output
-@dataclass(repr=False)
-class FlaxDetrModelOutput(ModelOutput):
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
-    intermediate_hidden_states: Any = None
+class FlaxDetrModelOutput(DetrModelOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrModelOutput` holding JAX arrays."""
 
 
 @register_model_output
-@dataclass(repr=False)
-class FlaxDetrObjectDetectionOutput(ModelOutput):
-    """``logits`` (B, Q, K); ``pred_boxes`` (B, Q, 4) normalised (cx, cy, w, h); loss terms with ``labels``."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
+class FlaxDetrObjectDetectionOutput(DetrObjectDetectionOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrObjectDetectionOutput` holding JAX arrays."""
 
 
 @register_model_output
-@dataclass(repr=False)
-class FlaxDetrSegmentationOutput(ModelOutput):
-    """As :class:`FlaxDetrObjectDetectionOutput`, plus ``pred_masks`` (B, Q, H/4, W/4) mask logits."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    pred_masks: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
+class FlaxDetrSegmentationOutput(DetrSegmentationOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrSegmentationOutput` holding JAX arrays."""
 
 
 # --- resizing as torch.nn.functional.interpolate -----------------------------------------------------

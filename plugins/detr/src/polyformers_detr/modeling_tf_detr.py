@@ -50,6 +50,7 @@ from polyformers.modeling_outputs import ModelOutput
 from polyformers.modeling_tf_utils import TFPreTrainedModel, get_initializer, shape_list, tf_output_class, unpack_inputs
 
 from .checkpoint_names import rename_checkpoint_keys
+from .outputs_detr import DetrModelOutput, DetrObjectDetectionOutput, DetrSegmentationOutput
 from .configuration_detr import DetrConfig
 
 TORCH_NORM_EPS = 1e-5  # PyTorch's LayerNorm, GroupNorm and BatchNorm default
@@ -62,57 +63,19 @@ _list_name = list_name
 _max_pool_3x3_s2 = max_pool_3x3_s2
 
 # --- outputs ---------------------------------------------------------------------------------------
+# The fields of outputs_detr's classes; the names carry the framework, as in Transformers.
 
 
-@dataclass(repr=False)
-class TFDetrModelOutput(ModelOutput):
-    """``intermediate_hidden_states`` (L, B, Q, D): every decoder layer's output after the final LayerNorm, with ``auxiliary_loss``."""
-
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
-    intermediate_hidden_states: Any = None
+class TFDetrModelOutput(DetrModelOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrModelOutput` holding TensorFlow arrays."""
 
 
-@dataclass(repr=False)
-class TFDetrObjectDetectionOutput(ModelOutput):
-    """``logits`` (B, Q, K); ``pred_boxes`` (B, Q, 4) as normalised (cx, cy, w, h); loss terms with ``labels``."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
+class TFDetrObjectDetectionOutput(DetrObjectDetectionOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrObjectDetectionOutput` holding TensorFlow arrays."""
 
 
-@dataclass(repr=False)
-class TFDetrSegmentationOutput(ModelOutput):
-    """As :class:`TFDetrObjectDetectionOutput`, plus ``pred_masks`` (B, Q, H/4, W/4) mask logits."""
-
-    loss: Any = None
-    loss_dict: Any = None
-    logits: Any = None
-    pred_boxes: Any = None
-    pred_masks: Any = None
-    auxiliary_outputs: Any = None
-    last_hidden_state: Any = None
-    decoder_hidden_states: Any = None
-    decoder_attentions: Any = None
-    cross_attentions: Any = None
-    encoder_last_hidden_state: Any = None
-    encoder_hidden_states: Any = None
-    encoder_attentions: Any = None
+class TFDetrSegmentationOutput(DetrSegmentationOutput):
+    """:class:`~polyformers_detr.outputs_detr.DetrSegmentationOutput` holding TensorFlow arrays."""
 
 
 # --- small NHWC building blocks -----------------------------------------------------------------------
