@@ -68,6 +68,13 @@ def resolve_file(
 
     offline = local_files_only or is_offline()
     try:
+        if offline:
+            # Read the cache directly: hf_hub_download(local_files_only=True) may still reach the
+            # network (huggingface_hub reads HF_HUB_OFFLINE once, at import).
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(path, f"{subfolder}/{filename}" if subfolder else filename, cache_dir=cache_dir, revision=revision)
+            return cached if isinstance(cached, str) else None
         return hf_hub_download(
             path,
             filename,

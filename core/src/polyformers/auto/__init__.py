@@ -12,7 +12,7 @@ from typing import Any
 
 from ..configuration_utils import CONFIG_NAME, PretrainedConfig
 from ..errors import ConfigError
-from ..hub import pop_hub_kwargs, resolve_file
+from ..hub import missing_file_error, pop_hub_kwargs, resolve_file
 from ..registry import (
     FRAMEWORKS,
     TASKS,
@@ -157,7 +157,8 @@ class AutoTokenizer:
         config = kwargs.pop("config", None)
         hub_kwargs = pop_hub_kwargs(dict(kwargs))
         path = pretrained_model_name_or_path
-        tokenizer_config = _read_json(resolve_file(path, "tokenizer_config.json", **hub_kwargs))
+        tokenizer_config_file = resolve_file(path, "tokenizer_config.json", **hub_kwargs)
+        tokenizer_config = _read_json(tokenizer_config_file)
 
         slow = fast = None
         class_name = tokenizer_config.get("tokenizer_class")
@@ -166,6 +167,9 @@ class AutoTokenizer:
         if slow is None and fast is None:
             if config is None:
                 config_file = resolve_file(path, CONFIG_NAME, **hub_kwargs)
+                if config_file is None and tokenizer_config_file is None and not os.path.isdir(path):
+                    # A repo id with neither file (e.g. not cached, offline): a missing-file OSError.
+                    raise missing_file_error(path, f"tokenizer_config.json or {CONFIG_NAME}", **hub_kwargs)
                 model_type = _read_json(config_file).get("model_type")
             else:
                 model_type = config.model_type
