@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 FEATURE_EXTRACTOR_NAME = "preprocessor_config.json"
 PROCESSOR_NAME = "processor_config.json"
 
-# Keys that describe the file, not the extractor: never passed to __init__.
-_NOT_INIT_KWARGS = ("feature_extractor_type", "processor_class", "auto_map", "transformers_version")
+# Keys that describe the file, not the preprocessor: never set as attributes ("processor_class"
+# is kept apart, to be written back).
+_NOT_INIT_KWARGS = ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map", "transformers_version", "polyformers_version")
 
 
 class BatchFeature(dict):
@@ -96,7 +97,13 @@ class BatchFeature(dict):
 
 
 class FeatureExtractionMixin:
-    """Loading and saving of a feature extractor's settings as ``preprocessor_config.json``."""
+    """Loading and saving of a feature extractor's settings as ``preprocessor_config.json``.
+
+    Image processors share the file format; ``_kind`` names what the file calls the preprocessor:
+    its ``<kind>_type`` key and its section of a Transformers 5 ``processor_config.json``.
+    """
+
+    _kind = "feature_extractor"
 
     def __init__(self, **kwargs: Any) -> None:
         self._processor_class = kwargs.pop("processor_class", None)
@@ -123,25 +130,30 @@ class FeatureExtractionMixin:
             return _read_json_file(resolved), kwargs
         resolved = resolve_file(path, PROCESSOR_NAME, **hub_kwargs)
         if resolved is not None:
-            section = _read_json_file(resolved).get("feature_extractor")
+            section = _read_json_file(resolved).get(cls._kind)
             if isinstance(section, dict):
                 return dict(section), kwargs
-        raise missing_file_error(path, f"{FEATURE_EXTRACTOR_NAME} (nor a {PROCESSOR_NAME} with a 'feature_extractor' section)", **hub_kwargs)
+        raise missing_file_error(path, f"{FEATURE_EXTRACTOR_NAME} (nor a {PROCESSOR_NAME} with a '{cls._kind}' section)", **hub_kwargs)
 
     @classmethod
     def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> Any:
         """Build from saved settings; ``kwargs`` override them."""
-        settings = {k: v for k, v in feature_extractor_dict.items() if k not in _NOT_INIT_KWARGS}
+        settings = {k: v for k, v in feature_extractor_dict.items() if k not in _NOT_INIT_KWARGS or k == "processor_class"}
         settings.update(kwargs)
         return cls(**settings)
+
+    @classmethod
+    def _is_saved_type(cls, saved_type: str) -> bool:
+        """Whether a file saved as ``saved_type`` is this class's (subclasses widen it)."""
+        return saved_type == cls.__name__
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
         """Load from a directory or hub repo written by ``save_pretrained`` (ours or Transformers')."""
         kwargs.pop("trust_remote_code", None)
         settings, kwargs = cls.get_feature_extractor_dict(pretrained_model_name_or_path, **kwargs)
-        saved_type = settings.get("feature_extractor_type")
-        if saved_type and saved_type != cls.__name__:
+        saved_type = settings.get(f"{cls._kind}_type")
+        if saved_type and not cls._is_saved_type(saved_type):
             logger.warning(
                 "%s was saved as a %s; loading it as a %s.", os.fspath(pretrained_model_name_or_path), saved_type, cls.__name__
             )
@@ -151,7 +163,7 @@ class FeatureExtractionMixin:
 
     def to_dict(self) -> dict[str, Any]:
         output = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
-        output["feature_extractor_type"] = type(self).__name__
+        output[f"{self._kind}_type"] = type(self).__name__
         if self._processor_class is not None:
             output["processor_class"] = self._processor_class
         return output

@@ -7,7 +7,6 @@ imported here.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -15,16 +14,10 @@ from typing import Any
 import numpy as np
 
 from . import image_utils
-from .feature_extraction_utils import FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, BatchFeature, FeatureExtractionMixin, _read_json_file
-from .hub import missing_file_error, pop_hub_kwargs, resolve_file
+from .feature_extraction_utils import FEATURE_EXTRACTOR_NAME, BatchFeature, FeatureExtractionMixin
 from .image_utils import ChannelDimension
 
-logger = logging.getLogger(__name__)
-
 IMAGE_PROCESSOR_NAME = FEATURE_EXTRACTOR_NAME
-
-# Keys that describe the file, not the processor: never passed to __init__.
-_FILE_KEYS = ("image_processor_type", "feature_extractor_type", "processor_class", "auto_map", "transformers_version", "polyformers_version")
 
 __all__ = ["BaseImageProcessor", "BatchFeature", "IMAGE_PROCESSOR_NAME", "get_size_dict"]
 
@@ -36,12 +29,7 @@ class BaseImageProcessor(FeatureExtractionMixin):
     """
 
     model_input_names: list[str] = ["pixel_values"]
-
-    def __init__(self, **kwargs: Any) -> None:
-        for key in _FILE_KEYS:
-            if key != "processor_class":
-                kwargs.pop(key, None)
-        super().__init__(**kwargs)
+    _kind = "image_processor"
 
     def __call__(self, images: Any, *args: Any, **kwargs: Any) -> BatchFeature:
         return self.preprocess(images, *args, **kwargs)
@@ -72,54 +60,17 @@ class BaseImageProcessor(FeatureExtractionMixin):
     ) -> np.ndarray:
         return image_utils.normalize(image, mean, std, data_format=data_format, input_data_format=input_data_format)
 
-    # --- loading -------------------------------------------------------------------------------
+    # --- loading (FeatureExtractionMixin's, with this kind's names) ---------------------------
 
     @classmethod
     def get_image_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Read ``preprocessor_config.json`` (or the ``image_processor`` section of ``processor_config.json``)."""
-        hub_kwargs = pop_hub_kwargs(kwargs)
-        path = pretrained_model_name_or_path
-        if os.path.isfile(os.fspath(path)) and os.fspath(path).endswith(".json"):
-            return _read_json_file(os.fspath(path)), kwargs
-        resolved = resolve_file(path, IMAGE_PROCESSOR_NAME, **hub_kwargs)
-        if resolved is not None:
-            return _read_json_file(resolved), kwargs
-        resolved = resolve_file(path, PROCESSOR_NAME, **hub_kwargs)
-        if resolved is not None:
-            section = _read_json_file(resolved).get("image_processor")
-            if isinstance(section, dict):
-                return dict(section), kwargs
-        raise missing_file_error(path, f"{IMAGE_PROCESSOR_NAME} (nor a {PROCESSOR_NAME} with an 'image_processor' section)", **hub_kwargs)
-
-    get_feature_extractor_dict = get_image_processor_dict
+        return cls.get_feature_extractor_dict(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
-    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> Any:
-        """Build from saved settings; ``kwargs`` override them."""
-        settings = {k: v for k, v in image_processor_dict.items() if k not in _FILE_KEYS or k == "processor_class"}
-        settings.update(kwargs)
-        return cls(**settings)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
-        """Load from a directory or hub repo written by ``save_pretrained`` (ours or Transformers')."""
-        kwargs.pop("trust_remote_code", None)
-        settings, kwargs = cls.get_image_processor_dict(pretrained_model_name_or_path, **kwargs)
-        saved_type = settings.get("image_processor_type")
+    def _is_saved_type(cls, saved_type: str) -> bool:
         # Transformers names one family's processors Xxx, XxxFast and XxxPil; all share one file format.
-        if saved_type and _strip_backend_suffix(saved_type) != _strip_backend_suffix(cls.__name__):
-            logger.warning(
-                "%s was saved as a %s; loading it as a %s.", os.fspath(pretrained_model_name_or_path), saved_type, cls.__name__
-            )
-        return cls.from_dict(settings, **kwargs)
-
-    # --- saving --------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        output = super().to_dict()
-        output.pop("feature_extractor_type", None)
-        output["image_processor_type"] = type(self).__name__
-        return output
+        return _strip_backend_suffix(saved_type) == _strip_backend_suffix(cls.__name__)
 
 
 def _strip_backend_suffix(name: str) -> str:
