@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .matching import check_labels
+
 
 def center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
     """(center_x, center_y, width, height) -> (x0, y0, x1, y1)."""
@@ -195,17 +197,6 @@ class DetrLoss(nn.Module):
         return losses
 
 
-def _check_labels(labels: Any, batch_size: int, with_masks: bool) -> None:
-    if not isinstance(labels, (list, tuple)) or len(labels) != batch_size:
-        got = f"a {type(labels).__name__}" + (f" of length {len(labels)}" if hasattr(labels, "__len__") else "")
-        raise ValueError(f"labels must be a list of {batch_size} dicts (one per image), got {got}.")
-    needed = ("class_labels", "boxes", "masks") if with_masks else ("class_labels", "boxes")
-    for i, target in enumerate(labels):
-        missing = [k for k in needed if k not in target]
-        if missing:
-            raise ValueError(f"labels[{i}] lacks {missing}; each target needs {list(needed)} (boxes as normalised cx, cy, w, h).")
-
-
 def detr_loss(
     config: Any,
     logits: torch.Tensor,
@@ -223,7 +214,7 @@ def detr_loss(
     alike); ``cardinality_error`` is reported but not added.
     """
     with_masks = pred_masks is not None
-    _check_labels(labels, logits.shape[0], with_masks)
+    check_labels(labels, logits.shape[0], with_masks)
     matcher = HungarianMatcher(class_cost=config.class_cost, bbox_cost=config.bbox_cost, giou_cost=config.giou_cost)
     losses = ["labels", "boxes", "cardinality"] + (["masks"] if with_masks else [])
     criterion = DetrLoss(matcher, num_classes=config.num_labels, eos_coef=config.eos_coefficient, losses=losses).to(logits.device)

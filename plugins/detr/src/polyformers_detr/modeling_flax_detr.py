@@ -49,6 +49,7 @@ from polyformers.modeling_flax_utils import FlaxPreTrainedModel, register_model_
 from polyformers.modeling_outputs import ModelOutput
 
 from .checkpoint_names import rename_checkpoint_keys
+from .matching import check_labels, hungarian_match
 from .outputs_detr import DetrModelOutput, DetrObjectDetectionOutput, DetrSegmentationOutput
 from .configuration_detr import DetrConfig
 
@@ -673,42 +674,6 @@ def generalized_box_iou(boxes1: Any, boxes2: Any) -> Any:
     return inter / union - (enclosing - union) / enclosing
 
 
-def _check_labels(labels: Any, batch_size: int, with_masks: bool) -> None:
-    if not isinstance(labels, (list, tuple)) or len(labels) != batch_size:
-        got = f"a {type(labels).__name__}" + (f" of length {len(labels)}" if hasattr(labels, "__len__") else "")
-        raise ValueError(f"labels must be a list of {batch_size} dicts (one per image), got {got}.")
-    needed = ("class_labels", "boxes", "masks") if with_masks else ("class_labels", "boxes")
-    for i, target in enumerate(labels):
-        missing = [k for k in needed if k not in target]
-        if missing:
-            raise ValueError(f"labels[{i}] lacks {missing}; each target needs {list(needed)} (boxes as normalised cx, cy, w, h).")
-
-
-def hungarian_match(config: DetrConfig, logits: Any, pred_boxes: Any, labels: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per image, (query indices, target indices) minimising the matcher's cost (scipy, on numpy, outside jit)."""
-    try:
-        from scipy.optimize import linear_sum_assignment
-    except ImportError as exc:
-        raise ImportError("DETR's loss needs scipy for the Hungarian matching: pip install scipy") from exc
-    if config.class_cost == 0 and config.bbox_cost == 0 and config.giou_cost == 0:
-        raise ValueError("The matcher's class_cost, bbox_cost and giou_cost are all 0; at least one must be non-zero.")
-    logits, pred_boxes = np.asarray(logits, np.float32), np.asarray(pred_boxes, np.float32)
-    indices = []
-    for b, target in enumerate(labels):
-        target_ids = np.asarray(target["class_labels"]).astype(np.int64)
-        target_boxes = np.asarray(target["boxes"], np.float32)
-        prob = np.exp(logits[b] - logits[b].max(-1, keepdims=True))
-        prob = prob / prob.sum(-1, keepdims=True)  # (Q, K)
-        bbox_cost = np.abs(pred_boxes[b][:, None] - target_boxes[None]).sum(-1)
-        giou_cost = -generalized_box_iou(center_to_corners(pred_boxes[b]), center_to_corners(target_boxes))
-        cost = config.bbox_cost * bbox_cost - config.class_cost * prob[:, target_ids] + config.giou_cost * giou_cost
-        largest = np.finfo(cost.dtype).max
-        cost = np.nan_to_num(cost, nan=largest, posinf=largest, neginf=largest)
-        rows, cols = linear_sum_assignment(cost)
-        indices.append((rows.astype(np.int64), cols.astype(np.int64)))
-    return indices
-
-
 def sigmoid_focal_loss(inputs: jax.Array, targets: jax.Array, num_boxes: float, alpha: float = 0.25, gamma: float = 2) -> jax.Array:
     prob = jax.nn.sigmoid(inputs)
     ce = jnp.maximum(inputs, 0) - inputs * targets + jnp.log1p(jnp.exp(-jnp.abs(inputs)))  # BCE with logits, stable
@@ -887,7 +852,7 @@ class FlaxDetrPreTrainedModel(FlaxPreTrainedModel):
                     f"{type(self).__name__} has no detection head: pass labels to FlaxDetrForObjectDetection or "
                     f"FlaxDetrForSegmentation."
                 )
-            _check_labels(labels, batch_size, hasattr(outputs, "pred_masks"))
+            check_labels(labels, batch_size, hasattr(outputs, "pred_masks"))
             indices, auxiliary = detr_match(config, outputs, labels)
             loss, loss_dict = detr_loss_from_indices(config, outputs, labels, indices, auxiliary)
             fields = {f.name: getattr(outputs, f.name) for f in dataclasses.fields(outputs)}

@@ -50,6 +50,7 @@ from polyformers.modeling_outputs import ModelOutput
 from polyformers.modeling_tf_utils import TFPreTrainedModel, get_initializer, shape_list, tf_output_class, unpack_inputs
 
 from .checkpoint_names import rename_checkpoint_keys
+from .matching import check_labels, hungarian_match
 from .outputs_detr import DetrModelOutput, DetrObjectDetectionOutput, DetrSegmentationOutput
 from .configuration_detr import DetrConfig
 
@@ -887,15 +888,6 @@ def center_to_corners(boxes: Any) -> Any:
     return stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
 
 
-def _pairwise_giou_numpy(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    inter = np.clip(np.minimum(boxes1[:, None, 2:], boxes2[:, 2:]) - np.maximum(boxes1[:, None, :2], boxes2[:, :2]), 0, None).prod(-1)
-    union = area1[:, None] + area2 - inter
-    enclosing = np.clip(np.maximum(boxes1[:, None, 2:], boxes2[:, 2:]) - np.minimum(boxes1[:, None, :2], boxes2[:, :2]), 0, None).prod(-1)
-    return inter / union - (enclosing - union) / enclosing
-
-
 def _matched_giou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
     """GIoU of matched pairs of corner boxes, (M, 4) each -> (M,) (the diagonal of PyTorch's pairwise GIoU)."""
     area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
@@ -906,44 +898,10 @@ def _matched_giou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
     return inter / union - (enclosing - union) / enclosing
 
 
-def hungarian_match(
-    config: DetrConfig, logits: np.ndarray, pred_boxes: np.ndarray, targets: list[dict[str, np.ndarray]]
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per image, (query indices, target indices) minimising the class, L1 box and GIoU costs (scipy, on numpy)."""
-    try:
-        from scipy.optimize import linear_sum_assignment
-    except ImportError as exc:
-        raise ImportError("DETR's loss needs scipy for the Hungarian matching: pip install scipy") from exc
-    if config.class_cost == 0 and config.bbox_cost == 0 and config.giou_cost == 0:
-        raise ValueError("The matcher's class_cost, bbox_cost and giou_cost are all 0; at least one must be non-zero.")
-    logits, boxes = np.asarray(logits, dtype=np.float64), np.asarray(pred_boxes, dtype=np.float64)
-    indices = []
-    for b, target in enumerate(targets):
-        prob = np.exp(logits[b] - logits[b].max(-1, keepdims=True))
-        prob = prob / prob.sum(-1, keepdims=True)  # (Q, K)
-        ids, target_boxes = target["class_labels"], target["boxes"].astype(np.float64)
-        cost = (
-            config.bbox_cost * np.abs(boxes[b][:, None] - target_boxes[None]).sum(-1)
-            - config.class_cost * prob[:, ids]
-            - config.giou_cost * _pairwise_giou_numpy(center_to_corners(boxes[b]), center_to_corners(target_boxes))
-        )
-        largest = np.finfo(np.float32).max
-        cost = np.nan_to_num(cost, nan=largest, posinf=largest, neginf=largest)
-        rows, cols = linear_sum_assignment(cost)
-        indices.append((rows.astype(np.int64), cols.astype(np.int64)))
-    return indices
-
-
 def _as_numpy_targets(labels: Any, batch_size: int, with_masks: bool) -> list[dict[str, np.ndarray]]:
-    if not isinstance(labels, (list, tuple)) or len(labels) != batch_size:
-        got = f"a {type(labels).__name__}" + (f" of length {len(labels)}" if hasattr(labels, "__len__") else "")
-        raise ValueError(f"labels must be a list of {batch_size} dicts (one per image), got {got}.")
-    needed = ("class_labels", "boxes", "masks") if with_masks else ("class_labels", "boxes")
+    check_labels(labels, batch_size, with_masks)
     targets = []
-    for i, target in enumerate(labels):
-        missing = [k for k in needed if k not in target]
-        if missing:
-            raise ValueError(f"labels[{i}] lacks {missing}; each target needs {list(needed)} (boxes as normalised cx, cy, w, h).")
+    for target in labels:
         converted = {
             "class_labels": np.asarray(target["class_labels"]).astype(np.int64).reshape(-1),
             "boxes": np.asarray(target["boxes"], dtype=np.float32).reshape(-1, 4),
