@@ -53,8 +53,8 @@ class AudioPipeline(Pipeline):
             f"a dict {{'raw': array, 'sampling_rate': int}}, a file path or a file's bytes (or a list of these); got {_describe(item)}."
         )
 
-    def _waveform(self, inputs: Any) -> tuple[np.ndarray, dict[str, Any], tuple[int, int] | None, float]:
-        """(mono float32 waveform at ``sampling_rate``, extra dict keys, stride in input samples, resampling ratio)."""
+    def _waveform(self, inputs: Any) -> tuple[np.ndarray, dict[str, Any], tuple[int, int] | None]:
+        """(mono float32 waveform at ``sampling_rate``, extra dict keys, stride in samples at that rate)."""
         extra: dict[str, Any] = {}
         stride = None
         ratio = 1.0
@@ -64,7 +64,7 @@ class AudioPipeline(Pipeline):
             waveform, in_rate = read_audio(inputs)
             if in_rate != self.sampling_rate:
                 waveform = resample(waveform, in_rate, self.sampling_rate)
-            return check_waveform(waveform, name=_name(inputs)), extra, None, ratio
+            return check_waveform(waveform, name=_name(inputs)), extra, None
         if isinstance(inputs, dict):
             inputs = dict(inputs)  # never mutate the caller's dict
             stride = inputs.pop("stride", None)
@@ -87,9 +87,9 @@ class AudioPipeline(Pipeline):
                 if len(stride) != 2 or stride[0] + stride[1] > waveform.shape[0]:
                     raise AudioInputError(f"inputs['stride'] must be (left, right) sample counts summing to at most the audio's length; got {stride!r} for {waveform.shape[0]} samples.")
                 stride = (int(round(stride[0] * ratio)), int(round(stride[1] * ratio)))
-            return check_waveform(waveform, name="inputs['raw']"), extra, stride, ratio
+            return check_waveform(waveform, name="inputs['raw']"), extra, stride
         waveform = to_mono(inputs, name="inputs")
-        return check_waveform(waveform, name="inputs"), extra, None, ratio
+        return check_waveform(waveform, name="inputs"), extra, None
 
     def _features(self, waveform: np.ndarray) -> dict[str, Any]:
         processed = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_attention_mask=True)
@@ -149,7 +149,7 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
         return int(getattr(self.model.config, "inputs_to_logits_ratio", 1))
 
     def preprocess(self, inputs: Any, chunk_length_s: float = 0, stride_length_s: Any = None) -> list[dict[str, Any]]:
-        waveform, extra, stride, _ = self._waveform(inputs)
+        waveform, extra, stride = self._waveform(inputs)
         if not chunk_length_s:
             item = {"is_last": True, **self._features(waveform), **extra}
             if stride is not None:
@@ -250,7 +250,7 @@ class AudioClassificationPipeline(AudioPipeline):
         return {}, {}, post
 
     def preprocess(self, inputs: Any) -> dict[str, Any]:
-        waveform, _, _, _ = self._waveform(inputs)
+        waveform, _, _ = self._waveform(inputs)
         features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate)
         return {"input_values": np.asarray(features["input_values"][0], dtype=np.float32)}
 
