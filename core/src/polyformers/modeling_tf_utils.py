@@ -645,6 +645,130 @@ class TFPreTrainedModel(keras.Model):
 
     # --- Keras training ------------------------------------------------------------------------
 
+    def prepare_tf_dataset(
+        self,
+        dataset: Any,
+        batch_size: int = 8,
+        shuffle: bool = True,
+        tokenizer: Any = None,
+        collate_fn: Callable[..., Mapping[str, Any]] | None = None,
+        collate_fn_args: dict[str, Any] | None = None,
+        drop_remainder: bool | None = None,
+        prefetch: bool = True,
+    ) -> tf.data.Dataset:
+        """A ``tf.data.Dataset`` of padded ``(inputs, labels)`` batches, ready for ``fit``, ``evaluate``, ``predict``.
+
+        Args:
+            dataset: a Hugging Face ``datasets.Dataset``, a list of dicts (one per example) or a
+                dict of equally long lists (one per column). Columns the model's ``call`` does not
+                take are dropped; ``label`` and ``label_ids`` become ``labels``.
+            batch_size: examples per batch.
+            shuffle: visit the examples in a new random order each epoch (numpy's global RNG,
+                which ``keras.utils.set_random_seed`` seeds).
+            tokenizer: pads each batch to its longest example (``DataCollatorWithPadding``).
+                Ignored when ``collate_fn`` is given.
+            collate_fn: turns a list of examples (dicts) into a dict of arrays. Defaults to
+                ``DataCollatorWithPadding(tokenizer)`` with a tokenizer, else ``DefaultDataCollator()``.
+            collate_fn_args: extra keyword arguments for ``collate_fn``.
+            drop_remainder: drop the last, smaller batch; defaults to ``shuffle`` (training).
+            prefetch: prepare the next batches while the model runs.
+
+        Each element is ``(inputs, labels)``: ``labels`` is one tensor when the model takes one
+        label argument, a dict for several (``start_positions``, ``end_positions``); without label
+        columns elements are ``inputs`` alone. Batches are padded one by one, so shapes vary:
+        every dimension but a dropped-remainder batch's first is ``None``. ``len()`` of the result
+        is the number of batches per epoch (what ``create_optimizer``'s ``num_train_steps`` needs).
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        batch_size = int(batch_size)
+        if drop_remainder is None:
+            drop_remainder = shuffle
+        if collate_fn is None:
+            collate_fn = _default_collator(tokenizer)
+        collate_fn_args = dict(collate_fn_args or {})
+
+        source = _RowSource.from_dataset(dataset)
+        if len(source) == 0:
+            raise ValueError("prepare_tf_dataset got an empty dataset (0 examples): there is nothing to batch.")
+        model_inputs = [
+            p.name
+            for p in inspect.signature(self.call).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "training"
+        ]
+        label_names = self._label_names
+        aliases = _LABEL_ALIASES if "labels" in model_inputs else ()
+        kept = [c for c in source.columns if c in model_inputs or c in aliases]
+        if not [c for c in kept if c not in label_names and c not in aliases]:
+            raise ValueError(
+                f"None of the dataset's columns {source.columns} is an input of {type(self).__name__}, which "
+                f"takes {[n for n in model_inputs if n not in label_names]}: tokenize the text first "
+                f"(e.g. dataset.map(lambda rows: tokenizer(rows['text'], truncation=True), batched=True))."
+            )
+        dropped = [c for c in source.columns if c not in kept]
+        if dropped:
+            logger.info("prepare_tf_dataset: dropping columns %s, not arguments of %s.call.", dropped, type(self).__name__)
+        source = source.select(kept)
+
+        n_rows = len(source)
+        if drop_remainder and n_rows < batch_size:
+            raise ValueError(
+                f"The dataset has {n_rows} examples, fewer than batch_size={batch_size}, and drop_remainder=True "
+                f"(the default when shuffle=True) would leave no batch: lower batch_size or pass drop_remainder=False."
+            )
+        n_batches = n_rows // batch_size if drop_remainder else -(-n_rows // batch_size)
+
+        def collate(indices: np.ndarray) -> dict[str, np.ndarray]:
+            batch = collate_fn(source.rows(indices), **collate_fn_args)
+            if not isinstance(batch, Mapping):
+                raise TypeError(f"collate_fn must return a dict of arrays, got {type(batch).__name__}.")
+            batch = {k: np.asarray(v) for k, v in batch.items()}
+            for alias in aliases:  # a custom collate_fn may leave Datasets' "label" as it is
+                if alias in batch and "labels" not in batch:
+                    batch["labels"] = batch.pop(alias)
+            return batch
+
+        # The first batch tells the names, dtypes and ranks of what the collator returns.
+        example = collate(np.arange(min(batch_size, n_rows)))
+        first_dim = batch_size if drop_remainder else None
+        signature = {
+            key: tf.TensorSpec(shape=(first_dim,) + (None,) * (value.ndim - 1), dtype=_tf_dtype(value))
+            for key, value in example.items()
+        }
+        labels = [k for k in signature if k in label_names]
+        features = [k for k in signature if k not in label_names]
+        if not labels:
+            logger.warning(
+                "prepare_tf_dataset: the batches hold no labels (none of %s): fine for predict(), but fit() and "
+                "evaluate() need them, or a loss given to compile() and labels passed as y.",
+                label_names,
+            )
+
+        def split(batch: dict[str, Any]) -> Any:
+            inputs = {k: batch[k] for k in features}
+            if not labels:
+                return inputs
+            if len(labels) == 1 and labels[0] == label_names[0]:
+                return inputs, batch[labels[0]]
+            return inputs, {k: batch[k] for k in labels}
+
+        def generate() -> Iterator[Any]:
+            order = np.random.permutation(n_rows) if shuffle else np.arange(n_rows)
+            for start in range(0, n_batches * batch_size, batch_size):
+                batch = collate(order[start : start + batch_size])
+                if batch.keys() != signature.keys():
+                    raise ValueError(
+                        f"collate_fn returned the keys {sorted(batch)} for one batch and {sorted(signature)} for the "
+                        f"first: every batch must hold the same keys."
+                    )
+                yield split({k: np.asarray(v, dtype=signature[k].dtype.as_numpy_dtype) for k, v in batch.items()})
+
+        tf_dataset = tf.data.Dataset.from_generator(generate, output_signature=split(signature))
+        tf_dataset = tf_dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
+        if prefetch:
+            tf_dataset = tf_dataset.prefetch(tf.data.AUTOTUNE)
+        return tf_dataset
+
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, *args: Any, **kwargs: Any) -> None:
         """Keras' ``compile``; without a ``loss`` the model trains on the loss it computes from labels."""
         if loss in ("auto", "auto_with_warning"):  # Transformers' spelling of "use the model's loss"
@@ -692,7 +816,11 @@ class TFPreTrainedModel(keras.Model):
         total = tf.reduce_mean(loss)  # Transformers' TF losses are (1,) or per example
         for extra in self.losses:  # regularisation losses added by layers
             total = total + tf.cast(tf.reduce_sum(extra), total.dtype)
-        return total
+        # Under a tf.distribute strategy each replica sees its share of the batch and the
+        # optimiser sums the replicas' gradients: scale as Keras' own losses do, so the update is
+        # that of the mean loss (Keras unscales it again for the reported loss).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         if y is None and isinstance(x, Mapping):
@@ -726,6 +854,121 @@ def _main_output(y_pred: Any) -> Any:
         if key in y_pred:
             return y_pred[key]
     return next(v for k, v in y_pred.items() if k != "loss")
+
+
+# --- prepare_tf_dataset's helpers ----------------------------------------------------------------
+
+# Label column names of Hugging Face datasets that models take as ``labels``.
+_LABEL_ALIASES = ("label", "label_ids")
+
+
+def _default_collator(tokenizer: Any) -> Callable[..., Mapping[str, Any]]:
+    """Transformers' default: pad with the tokenizer when there is one, else stack as they are."""
+    from .data.data_collator import DataCollatorWithPadding, DefaultDataCollator
+
+    if tokenizer is None:
+        return DefaultDataCollator(return_tensors="np")
+    return DataCollatorWithPadding(tokenizer=tokenizer, return_tensors="np")
+
+
+def _tf_dtype(value: np.ndarray) -> tf.DType:
+    if value.dtype.kind in "OUS":
+        raise TypeError(
+            f"collate_fn returned an array of {value.dtype} (text?) where the model needs numbers: tokenize the "
+            f"column first, or leave it out of the dataset."
+        )
+    return tf.as_dtype(value.dtype)
+
+
+class _RowSource:
+    """Examples by index from a ``datasets.Dataset``, a list of dicts or a dict of lists.
+
+    ``datasets`` is duck-typed (``column_names``, ``select_columns``, ``dataset[list_of_indices]``),
+    so library code never imports it.
+    """
+
+    def __init__(self, columns: list[str], length: int, fetch: Callable[[list[int], list[str]], list[dict]]) -> None:
+        self.columns = columns
+        self._length = length
+        self._fetch = fetch
+        self._selected = list(columns)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def select(self, columns: list[str]) -> "_RowSource":
+        self._selected = list(columns)
+        return self
+
+    def rows(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        return self._fetch([int(i) for i in indices], self._selected)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any) -> "_RowSource":
+        if isinstance(dataset, Mapping):
+            if any(hasattr(v, "column_names") for v in dataset.values()):
+                raise TypeError(
+                    f"prepare_tf_dataset got a dict of datasets (splits {list(dataset)}): pass one split, "
+                    f"e.g. dataset[{next(iter(dataset))!r}]."
+                )
+            return cls._from_columns(dataset)
+        if hasattr(dataset, "column_names") and hasattr(dataset, "__getitem__"):
+            return cls._from_hf_dataset(dataset)
+        if isinstance(dataset, (list, tuple)):
+            return cls._from_rows(dataset)
+        raise TypeError(
+            f"prepare_tf_dataset takes a datasets.Dataset, a list of dicts or a dict of lists, got "
+            f"{type(dataset).__name__}. For a streaming (iterable) dataset, build the tf.data pipeline yourself."
+        )
+
+    @classmethod
+    def _from_columns(cls, columns: Mapping[str, Any]) -> "_RowSource":
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"Every column of a dict of lists must have the same length, got {lengths}.")
+        length = next(iter(lengths.values()), 0)
+
+        def fetch(indices: list[int], names: list[str]) -> list[dict[str, Any]]:
+            return [{name: columns[name][i] for name in names} for i in indices]
+
+        return cls(list(columns), length, fetch)
+
+    @classmethod
+    def _from_rows(cls, rows: list | tuple) -> "_RowSource":
+        bad = next((i for i, row in enumerate(rows) if not isinstance(row, Mapping)), None)
+        if bad is not None:
+            raise TypeError(
+                f"A list dataset must hold one dict per example; item {bad} is a {type(rows[bad]).__name__}."
+            )
+        columns = list(rows[0]) if rows else []
+
+        def fetch(indices: list[int], names: list[str]) -> list[dict[str, Any]]:
+            try:
+                return [{name: rows[i][name] for name in names} for i in indices]
+            except KeyError as exc:
+                missing = next(i for i in indices if exc.args[0] not in rows[i])
+                raise ValueError(
+                    f"Example {missing} has no {exc.args[0]!r}, which example 0 has: every example needs the same keys."
+                ) from None
+
+        return cls(columns, len(rows), fetch)
+
+    @classmethod
+    def _from_hf_dataset(cls, dataset: Any) -> "_RowSource":
+        if not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"prepare_tf_dataset needs a dataset with a length, got {type(dataset).__name__} (streaming?)."
+            )
+        selected: dict[tuple[str, ...], Any] = {}
+
+        def fetch(indices: list[int], names: list[str]) -> list[dict[str, Any]]:
+            key = tuple(names)
+            if key not in selected:  # select once: fetching only the kept columns skips the text
+                selected[key] = dataset.select_columns(names) if hasattr(dataset, "select_columns") else dataset
+            columns = selected[key][indices]  # {column: values}, one batch
+            return [{name: columns[name][j] for name in names} for j in range(len(indices))]
+
+        return cls(list(dataset.column_names), len(dataset), fetch)
 
 
 # --- reading checkpoints into numpy ----------------------------------------------------------------
