@@ -329,6 +329,16 @@ class PreTrainedModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def optimize_for_inference(self, dtype: torch.dtype | None = None, backend: str = "auto") -> "PreTrainedModel":
+        """Fast CPU inference (oneDNN-prepacked weights, fused activations; bf16 with ``dtype=torch.bfloat16``).
+
+        Returns ``self``; idempotent. Parameters, ``state_dict()`` and training are unchanged: the
+        fast path runs only in eval mode without gradients. See :mod:`polyformers.inference`.
+        """
+        from .inference import optimize_for_inference
+
+        return optimize_for_inference(self, dtype=dtype, backend=backend)
+
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         embeddings = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings else set()
         seen, total = set(), 0

@@ -61,6 +61,8 @@ class Pipeline:
         device: where to run, as Transformers accepts it: ``-1``/``"cpu"``, ``0``/``"cuda:0"``,
             a ``torch.device``; ``None`` keeps the model where it is.
         batch_size: how many inputs share one forward pass when a list is given.
+        optimize_for_inference: on CPU, apply :func:`polyformers.inference.optimize_for_inference`
+            to the model (fp32, unless it was already optimised, e.g. in bf16); ``False`` leaves it as is.
         **kwargs: default call parameters of the task (e.g. ``top_k=2``).
     """
 
@@ -72,7 +74,17 @@ class Pipeline:
     # Keys of a chunked item that are model inputs (batched and padded); the others are metadata.
     model_input_keys: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
 
-    def __init__(self, model: Any, tokenizer: Any = None, task: str = "", device: Any = None, batch_size: int = 1, feature_extractor: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        task: str = "",
+        device: Any = None,
+        batch_size: int = 1,
+        feature_extractor: Any = None,
+        optimize_for_inference: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"{type(self).__name__} needs a PyTorch model (torch.nn.Module), got {type(model).__name__}. Load one with pipeline(task, model='path/or/repo-id').")
         self.model = model
@@ -83,6 +95,12 @@ class Pipeline:
         if device is not None:
             self.model.to(self.device)
         self.model.eval()
+        if optimize_for_inference and self.device.type == "cpu":
+            from ..inference import is_optimized
+            from ..inference import optimize_for_inference as optimize
+
+            if not is_optimized(self.model):
+                optimize(self.model)
         self.batch_size = _check_batch_size(batch_size)
         self._preprocess_params, self._forward_params, self._postprocess_params = self._sanitize_parameters(**kwargs)
 

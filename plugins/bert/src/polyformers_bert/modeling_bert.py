@@ -218,6 +218,9 @@ class BertAttention(nn.Module):
 
 
 class BertIntermediate(nn.Module):
+    # For optimize_for_inference: forward applies intermediate_act_fn to dense's output, so they may fuse (see polyformers.inference).
+    _inference_fusions = (("dense", "intermediate_act_fn"),)
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -350,6 +353,8 @@ class BertEncoder(nn.Module):
 class BertPooler(nn.Module):
     """tanh(dense(first token)): the [CLS] summary that classification heads read."""
 
+    _inference_fusions = (("dense", "activation"),)  # for optimize_for_inference
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
@@ -360,6 +365,8 @@ class BertPooler(nn.Module):
 
 
 class BertPredictionHeadTransform(nn.Module):
+    _inference_fusions = (("dense", "transform_act_fn"),)  # for optimize_for_inference
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)

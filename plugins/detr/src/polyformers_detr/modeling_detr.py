@@ -205,6 +205,8 @@ class DetrAttention(nn.Module):
 
 
 class DetrEncoderLayer(nn.Module):
+    _inference_fusions = (("fc1", "activation_fn"),)  # for optimize_for_inference (polyformers.inference)
+
     def __init__(self, config: DetrConfig) -> None:
         super().__init__()
         d_model = config.d_model
@@ -233,6 +235,8 @@ class DetrEncoderLayer(nn.Module):
 
 
 class DetrDecoderLayer(nn.Module):
+    _inference_fusions = (("fc1", "activation_fn"),)  # for optimize_for_inference (polyformers.inference)
+
     def __init__(self, config: DetrConfig) -> None:
         super().__init__()
         d_model = config.d_model

@@ -122,6 +122,9 @@ def _sample_negative_indices(
 
 
 class Wav2Vec2NoLayerNormConvLayer(nn.Module):
+    # For optimize_for_inference: forward applies activation to conv's output, so they may fuse (see polyformers.inference).
+    _inference_fusions = (("conv", "activation"),)
+
     def __init__(self, config: Wav2Vec2Config, layer_id: int = 0):
         super().__init__()
         in_dim = config.conv_dim[layer_id - 1] if layer_id > 0 else 1
@@ -135,6 +138,8 @@ class Wav2Vec2NoLayerNormConvLayer(nn.Module):
 class Wav2Vec2LayerNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
     """Conv, LayerNorm over channels, activation (``feat_extract_norm="layer"``)."""
 
+    _inference_fusions = ()  # a norm sits between conv and activation
+
     def __init__(self, config: Wav2Vec2Config, layer_id: int = 0):
         super().__init__(config, layer_id)
         self.layer_norm = nn.LayerNorm(config.conv_dim[layer_id], elementwise_affine=True)
@@ -147,6 +152,8 @@ class Wav2Vec2LayerNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
 
 class Wav2Vec2GroupNormConvLayer(Wav2Vec2NoLayerNormConvLayer):
     """Conv, GroupNorm with one group per channel (normalises over time), activation."""
+
+    _inference_fusions = ()  # a norm sits between conv and activation
 
     def __init__(self, config: Wav2Vec2Config, layer_id: int = 0):
         super().__init__(config, layer_id)
@@ -266,6 +273,8 @@ class Wav2Vec2Attention(nn.Module):
 
 
 class Wav2Vec2FeedForward(nn.Module):
+    _inference_fusions = (("intermediate_dense", "intermediate_act_fn"),)  # for optimize_for_inference
+
     def __init__(self, config: Wav2Vec2Config):
         super().__init__()
         self.intermediate_dropout = nn.Dropout(config.activation_dropout)
@@ -281,6 +290,8 @@ class Wav2Vec2FeedForward(nn.Module):
 
 class Wav2Vec2AttnAdapterLayer(nn.Module):
     """A bottleneck adapter added after each stable-layer-norm layer (``adapter_attn_dim``)."""
+
+    _inference_fusions = (("linear_1", "act_fn"),)  # for optimize_for_inference
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__()
