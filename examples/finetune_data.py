@@ -7,7 +7,9 @@
   (``O``, ``B-PER``, ``I-PER``, ``B-LOC``, ``I-LOC``, ``B-ORG``, ``I-ORG``), the layout of
   CoNLL-2003 and of Hugging Face's token-classification examples.
 - :func:`align_labels`: word tags onto subword tokens (first piece gets the tag, later pieces and
-  special tokens get -100, which the loss ignores), as Transformers' examples do.
+  special tokens get -100, which the loss ignores), as Transformers' examples do;
+  :func:`encode_entities` tokenizes a split with it.
+- :class:`EntityScores`: token accuracy and entity-level F1 of the predictions.
 
 Every example (PyTorch, TensorFlow, Flax) imports this file, so the three train on the same data.
 """
@@ -116,6 +118,53 @@ def align_labels(encoding: Any, word_tags: list[int], index: int = 0) -> list[in
         labels.append(-100 if word_id is None or word_id == previous else word_tags[word_id])
         previous = word_id
     return labels
+
+
+def encode_entities(tokenizer: Any, rows: list[dict[str, Any]], **tokenizer_kwargs: Any) -> list[dict[str, Any]]:
+    """Rows of :func:`entity_dataset` tokenized, with the word tags aligned as ``labels``."""
+    encoded = []
+    for row in rows:
+        encoding = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=64, **tokenizer_kwargs)
+        encoded.append({**encoding, "labels": align_labels(encoding, row["ner_tags"])})
+    return encoded
+
+
+def entity_spans(tags: list[int]) -> set[tuple[str, int, int]]:
+    """``{(type, first word, last word + 1)}`` of a BIO tag sequence; a stray ``I-`` opens an entity."""
+    spans: set[tuple[str, int, int]] = set()
+    kind, begin = None, 0
+    for i, name in enumerate([ENTITY_LABELS[t] for t in tags] + ["O"]):
+        if kind is not None and name != f"I-{kind}":
+            spans.add((kind, begin, i))
+            kind = None
+        if name != "O" and kind is None:
+            kind, begin = name[2:], i
+    return spans
+
+
+class EntityScores:
+    """Token accuracy and entity-level F1 (an entity counts when its type and exact word span are
+    right, as seqeval scores CoNLL), accumulated sentence by sentence."""
+
+    def __init__(self) -> None:
+        self.correct = self.words = self.found = self.gold = self.right = 0
+
+    def add(self, predicted: Any, gold: Any) -> None:
+        """One sentence's tag ids on its labelled tokens (each word's first piece), in word order."""
+        predicted, gold = [int(t) for t in predicted], [int(t) for t in gold]
+        self.correct += sum(p == g for p, g in zip(predicted, gold))
+        self.words += len(gold)
+        predicted_spans, gold_spans = entity_spans(predicted), entity_spans(gold)
+        self.found, self.gold = self.found + len(predicted_spans), self.gold + len(gold_spans)
+        self.right += len(predicted_spans & gold_spans)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.words, 1)
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.right / (self.found + self.gold) if self.found + self.gold else 0.0
 
 
 def minilm_path() -> str:

@@ -1,4 +1,4 @@
-"""Fine-tune all-MiniLM-L6-v2 (real weights) for named entities with JAX/Flax, then report token accuracy.
+"""Fine-tune all-MiniLM-L6-v2 (real weights) for named entities with JAX/Flax, then report token accuracy and entity F1.
 
 The loop of Transformers' ``run_ner.py`` Flax example, built from ``polyformers.training_flax``.
 The data (``finetune_data.entity_dataset``) is word-level BIO tags (people, places,
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from finetune_data import ENTITY_LABELS, align_labels, entity_dataset, minilm_path
+from finetune_data import ENTITY_LABELS, EntityScores, encode_entities, entity_dataset, minilm_path
 from polyformers import AutoTokenizer, FlaxAutoModelForTokenClassification
 from polyformers.data.data_collator import DataCollatorForTokenClassification
 from polyformers.training_flax import (
@@ -60,14 +60,7 @@ def main() -> None:
         path, num_labels=len(ENTITY_LABELS), id2label=dict(enumerate(ENTITY_LABELS)), seed=args.seed
     )
 
-    def encode(rows: list[dict]) -> list[dict]:
-        encoded = []
-        for row in rows:
-            encoding = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=64)
-            encoded.append({**encoding, "labels": align_labels(encoding, row["ner_tags"])})
-        return encoded
-
-    train, test = encode(train_rows), encode(test_rows)
+    train, test = encode_entities(tokenizer, train_rows), encode_entities(tokenizer, test_rows)
     # One padded length for every batch: each new shape would compile the step again.
     length = max(len(row["input_ids"]) for row in train + test)
     collate = DataCollatorForTokenClassification(
@@ -87,19 +80,19 @@ def main() -> None:
             losses.append(metrics["loss"])
         print(f"epoch {epoch + 1}: train loss {float(np.mean(losses)):.4f} ({time.perf_counter() - start:.0f} s)")
 
-    correct = labelled = 0
+    scores = EntityScores()
     for batch in batches(test, 32, collate):
         predictions = np.asarray(eval_step(state, batch)["logits"]).argmax(-1)  # (B, T)
-        scored = batch["labels"] != -100  # each word's first token
-        correct += int((predictions == batch["labels"])[scored].sum())
-        labelled += int(scored.sum())
+        for predicted, labels in zip(predictions, batch["labels"]):
+            kept = labels != -100  # each word's first token, in word order
+            scores.add(predicted[kept], labels[kept])
 
     if args.output_dir:
         save_train_state(state, args.output_dir, model=model)
         print(f"saved the train state and the model to {args.output_dir}")
     elapsed = time.perf_counter() - start
     print(
-        f"token accuracy {correct / labelled:.2f} ({labelled} labelled tokens in {len(test)} test sentences, "
+        f"accuracy {scores.accuracy:.3f}, entity F1 {scores.f1:.3f} ({scores.words} labelled tokens in {len(test)} test sentences, "
         f"{args.epochs} epochs, {elapsed:.0f} s)"
     )
 

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: n
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from finetune_data import ENTITY_LABELS, align_labels, entity_dataset, minilm_path  # noqa: E402
+from finetune_data import ENTITY_LABELS, EntityScores, encode_entities, entity_dataset, minilm_path  # noqa: E402
 
 import keras  # noqa: E402
 
@@ -49,19 +49,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def entity_spans(tags: list[int]) -> set[tuple[str, int, int]]:
-    """``{(type, first word, last word + 1)}`` of a BIO tag sequence; a stray ``I-`` opens an entity."""
-    spans: set[tuple[str, int, int]] = set()
-    kind, begin = None, 0
-    for i, name in enumerate([ENTITY_LABELS[t] for t in tags] + ["O"]):
-        if kind is not None and name != f"I-{kind}":
-            spans.add((kind, begin, i))
-            kind = None
-        if name != "O" and kind is None:
-            kind, begin = name[2:], i
-    return spans
-
-
 def main(argv: list[str]) -> tuple[float, float]:
     args = parse_args(argv)
     start = time.perf_counter()
@@ -78,15 +65,8 @@ def main(argv: list[str]) -> tuple[float, float]:
         label2id={label: i for i, label in enumerate(ENTITY_LABELS)},
     )
 
-    def encode(rows: list[dict]) -> list[dict]:
-        examples = []
-        for row in rows:
-            encoding = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=64)
-            examples.append({**encoding, "labels": align_labels(encoding, row["ner_tags"])})
-        return examples
-
     collator = DataCollatorForTokenClassification(tokenizer, return_tensors="np")
-    train_examples, test_examples = encode(train_rows), encode(test_rows)
+    train_examples, test_examples = encode_entities(tokenizer, train_rows), encode_entities(tokenizer, test_rows)
     train = model.prepare_tf_dataset(train_examples, batch_size=args.batch_size, shuffle=True, collate_fn=collator)
     test = model.prepare_tf_dataset(test_examples, batch_size=64, shuffle=False, collate_fn=collator)
 
@@ -101,30 +81,20 @@ def main(argv: list[str]) -> tuple[float, float]:
     model.fit(train, epochs=args.epochs, verbose=2)
 
     # Batches are padded to different lengths, so predict batch by batch rather than concatenating.
-    correct = total = true_positives = predicted = gold = 0
-    row = 0
+    scores = EntityScores()
     for inputs, labels in test.as_numpy_iterator():
         predictions = model(inputs, training=False).logits.numpy().argmax(-1)
         for prediction, label in zip(predictions, labels):
             kept = label != -100  # each word's first piece, in word order
-            correct += int((prediction[kept] == label[kept]).sum())
-            total += int(kept.sum())
-            predicted_spans = entity_spans(prediction[kept].tolist())
-            gold_spans = entity_spans(test_rows[row]["ner_tags"])
-            true_positives += len(predicted_spans & gold_spans)
-            predicted += len(predicted_spans)
-            gold += len(gold_spans)
-            row += 1
-    accuracy = correct / total
-    f1 = 2 * true_positives / (predicted + gold) if predicted + gold else 0.0
+            scores.add(prediction[kept], label[kept])
     if args.output_dir:
         model.save_pretrained(args.output_dir)
         tokenizer.save_pretrained(args.output_dir)
     print(
-        f"accuracy {accuracy:.3f}, entity F1 {f1:.3f} ({len(test_rows)} test sentences, {total} words, "
+        f"accuracy {scores.accuracy:.3f}, entity F1 {scores.f1:.3f} ({len(test_rows)} test sentences, {scores.words} words, "
         f"{len(train_rows)} training, {args.epochs} epochs, {time.perf_counter() - start:.0f} s)"
     )
-    return accuracy, f1
+    return scores.accuracy, scores.f1
 
 
 if __name__ == "__main__":

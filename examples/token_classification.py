@@ -18,38 +18,18 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(__file__))
-from finetune_data import ENTITY_LABELS, align_labels, entity_dataset, minilm_path  # noqa: E402
+from finetune_data import ENTITY_LABELS, EntityScores, encode_entities, entity_dataset, minilm_path  # noqa: E402
 
 from polyformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer, TrainingArguments  # noqa: E402
 
 
-def entities(tags: list[str]) -> set[tuple[int, int, str]]:
-    """``(start, end, kind)`` spans of a BIO tag sequence."""
-    spans, start, kind = set(), None, None
-    for i, tag in enumerate([*tags, "O"]):
-        if start is not None and not tag.startswith("I-"):
-            spans.add((start, i, kind))
-            start = None
-        if tag.startswith("B-"):
-            start, kind = i, tag[2:]
-    return spans
-
-
 def metrics(prediction) -> dict[str, float]:
-    predicted = prediction.predictions.argmax(-1)
-    labels = prediction.label_ids
-    keep = labels != -100
-    found = gold = correct = 0
-    for p_row, l_row, k_row in zip(predicted, labels, keep):
-        p = entities([ENTITY_LABELS[t] for t in p_row[k_row]])
-        g = entities([ENTITY_LABELS[t] for t in l_row[k_row]])
-        found, gold, correct = found + len(p), gold + len(g), correct + len(p & g)
-    precision, recall = correct / max(found, 1), correct / max(gold, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"accuracy": float((predicted[keep] == labels[keep]).mean()), "f1": f1}
+    scores = EntityScores()
+    for predicted, labels in zip(prediction.predictions.argmax(-1), prediction.label_ids):
+        kept = labels != -100  # each word's first piece, in word order
+        scores.add(predicted[kept], labels[kept])
+    return {"accuracy": scores.accuracy, "f1": scores.f1}
 
 
 def main() -> None:
@@ -72,20 +52,13 @@ def main() -> None:
     train, test = entity_dataset()
     train = train[: options.max_train] if options.max_train else train
 
-    def encode(rows: list[dict]) -> list[dict]:
-        encoded = []
-        for row in rows:
-            encoding = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=64)
-            encoded.append({**encoding, "labels": align_labels(encoding, row["ner_tags"])})
-        return encoded
-
     args = TrainingArguments(
         options.output_dir, num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
         per_device_eval_batch_size=64, learning_rate=options.lr, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="no", logging_steps=10, seed=options.seed,
     )
     trainer = Trainer(
-        model, args, train_dataset=encode(train), eval_dataset=encode(test), processing_class=tokenizer,
+        model, args, train_dataset=encode_entities(tokenizer, train), eval_dataset=encode_entities(tokenizer, test), processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer), compute_metrics=metrics,
     )
     trainer.train()

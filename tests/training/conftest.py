@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from polyformers import TrainerCallback
+
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
@@ -42,3 +44,18 @@ def sentiment_rows(tokenizer, n: int = 24, extra_column: bool = True) -> list[di
             row["text"] = text
         rows.append(row)
     return rows
+
+
+class StopAt(TrainerCallback):
+    """Simulates an interruption: raises right after the checkpoint of step ``step`` is saved."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def logged_losses(trainer) -> list[float]:
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]

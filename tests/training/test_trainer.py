@@ -16,13 +16,13 @@ from polyformers import (
     DataCollatorForTokenClassification,
     EarlyStoppingCallback,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 from polyformers.errors import CheckpointError
 from polyformers.trainer_utils import get_last_checkpoint
 
-from conftest import sentiment_rows, tiny_bert_config
+from conftest import StopAt, sentiment_rows, tiny_bert_config
+from conftest import logged_losses as losses
 
 
 def make_model(tokenizer, seed: int = 0, dropout: float = 0.0, cls=BertForSequenceClassification, **kwargs):
@@ -33,10 +33,6 @@ def make_model(tokenizer, seed: int = 0, dropout: float = 0.0, cls=BertForSequen
 def args_for(tmp_path, **kwargs) -> TrainingArguments:
     defaults = dict(per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1, save_strategy="no", disable_tqdm=True, report_to="none")
     return TrainingArguments(str(tmp_path), **{**defaults, **kwargs})
-
-
-def losses(trainer: Trainer) -> list[float]:
-    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
 
 def accuracy(prediction) -> dict:
@@ -81,17 +77,6 @@ def test_matches_transformers_trainer(tmp_path, tokenizer, minilm_dir):
 
 
 # --- resume, accumulation, checkpoints -----------------------------------------------------------
-
-
-class StopAt(TrainerCallback):
-    """Simulates an interruption: raises right after step ``step`` (and its checkpoint)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_resume_reproduces_uninterrupted_losses(tmp_path, tokenizer):

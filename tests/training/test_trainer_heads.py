@@ -8,22 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from polyformers import BertForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+from polyformers import BertForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-from conftest import sentiment_rows, tiny_bert_config
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
-
-
-def losses(trainer: Trainer) -> list[float]:
-    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+from conftest import StopAt, sentiment_rows, tiny_bert_config
+from conftest import logged_losses as losses
 
 
 def test_masked_lm_with_mlm_collator_resumes_exactly(tmp_path, tokenizer):

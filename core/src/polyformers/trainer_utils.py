@@ -6,7 +6,6 @@ Imports no framework at module level (``set_seed`` imports torch when called), s
 
 from __future__ import annotations
 
-import enum
 import os
 import random
 import re
@@ -14,19 +13,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .tokenization_utils_base import ExplicitEnum
+
 PREFIX_CHECKPOINT_DIR = "checkpoint"
 # A checkpoint is written under this prefix and renamed into place when complete; a folder with
 # it is an interrupted save, never resumed from.
 TMP_CHECKPOINT_PREFIX = "tmp-checkpoint"
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-
-
-class ExplicitEnum(str, enum.Enum):
-    """A string enum whose lookup error lists the valid values."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        raise ValueError(f"{value!r} is not a valid {cls.__name__}; choose one of {[m.value for m in cls]}.")
 
 
 class IntervalStrategy(ExplicitEnum):
