@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from .errors import CheckpointError
 from .hub import resolve_file
+from .io_utils import read_json_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -74,17 +75,19 @@ def is_stale_weights_file(filename: str, weights_name: str, keep: set[str]) -> b
 
 def read_index(index_file: str) -> dict[str, str]:
     """The ``weight_map`` (tensor name -> shard file name) of a shard index, validated."""
-    try:
-        with open(index_file, encoding="utf-8") as f:
-            index = json.load(f)
-        weight_map = index["weight_map"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    weight_map = read_json_file(index_file, CheckpointError).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(
-            f"The shard index {index_file!r} is unreadable ({type(exc).__name__}: {exc}); it must be "
-            f"JSON with a 'weight_map' object. Re-save the checkpoint."
-        ) from exc
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CheckpointError(f"The shard index {index_file!r} has a malformed 'weight_map'; re-save the checkpoint.")
+            f"The shard index {index_file!r} has no 'weight_map' object of tensor names to shard file "
+            f"names (found {weight_map!r:.80}); re-save the checkpoint."
+        )
+    # Shards are files beside the index: a name with a directory part could read any file.
+    for shard in set(weight_map.values()):
+        if not shard or shard != os.path.basename(shard) or shard in (".", "..") or "\\" in shard or "\x00" in shard:
+            raise CheckpointError(
+                f"The shard index {index_file!r} lists the shard {shard!r}, which is not a plain file "
+                f"name: shards must lie beside the index. Re-save the checkpoint."
+            )
     return weight_map
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from . import __version__
 from .errors import ConfigError
 from .hub import missing_file_error, pop_hub_kwargs, resolve_file
-from .io_utils import atomic_write_text
+from .io_utils import atomic_write_text, read_json_file
 
 CONFIG_NAME = "config.json"
 
@@ -210,19 +210,7 @@ class PretrainedConfig:
 
     @staticmethod
     def _dict_from_json_file(json_file: str | os.PathLike) -> dict[str, Any]:
-        try:
-            with open(json_file, encoding="utf-8") as f:
-                config_dict = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{os.fspath(json_file)!r} is not valid JSON ({exc}); re-save the config with "
-                f"save_pretrained or fix the file."
-            ) from exc
-        if not isinstance(config_dict, dict):
-            raise ConfigError(
-                f"{os.fspath(json_file)!r} must hold a JSON object, got {type(config_dict).__name__}."
-            )
-        return config_dict
+        return read_json_file(json_file, ConfigError)
 
     @classmethod
     def from_pretrained(
@@ -246,7 +234,21 @@ class PretrainedConfig:
                 cls.model_type,
             )
         kwargs.setdefault("name_or_path", str(pretrained_model_name_or_path))
-        return cls.from_dict(config_dict, **kwargs)
+        return cls._from_file_dict(config_dict, pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _from_file_dict(cls, config_dict: dict[str, Any], source: str | os.PathLike, **kwargs: Any) -> "PretrainedConfig":
+        """``from_dict`` for a dict read from ``source``'s config.json: a value of the wrong type
+        (a list where a dict of labels belongs, a null ``problem_type``...) raises ConfigError naming the file."""
+        try:
+            return cls.from_dict(config_dict, **kwargs)
+        except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as exc:
+            source = os.fspath(source)
+            where = source if source.endswith(".json") else os.path.join(source, CONFIG_NAME)
+            raise ConfigError(
+                f"The config {where!r} holds a value {cls.__name__} cannot use ({type(exc).__name__}: {exc}). "
+                f"Fix the file, or re-save the config with save_pretrained."
+            ) from exc
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "PretrainedConfig":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .hub import missing_file_error, pop_hub_kwargs, resolve_file
-from .io_utils import atomic_write_text
+from .io_utils import atomic_write_text, read_json_file
 from .tokenization_utils_base import PaddingStrategy, TensorType, _tensor_functions, _tensor_type_of
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,14 @@ class FeatureExtractionMixin:
             logger.warning(
                 "%s was saved as a %s; loading it as a %s.", os.fspath(pretrained_model_name_or_path), saved_type, cls.__name__
             )
-        return cls.from_dict(settings, **kwargs)
+        try:
+            return cls.from_dict(settings, **kwargs)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            where = os.path.join(os.fspath(pretrained_model_name_or_path), FEATURE_EXTRACTOR_NAME)
+            raise ValueError(
+                f"The settings in {where!r} (or the arguments given) do not make a {cls.__name__} "
+                f"({type(exc).__name__}: {exc}). Fix the file, or re-save it with save_pretrained."
+            ) from exc
 
     # --- saving --------------------------------------------------------------------------------
 
@@ -360,14 +367,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def _read_json_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise OSError(f"{path!r} is not valid JSON ({exc}); fix or re-save it.") from exc
-    if not isinstance(data, dict):
-        raise OSError(f"{path!r} must hold a JSON object, got {type(data).__name__}.")
-    return data
+    return read_json_file(path, OSError)
 
 
 def _json_default(value: Any) -> Any:

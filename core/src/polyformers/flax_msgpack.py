@@ -31,6 +31,9 @@ _EXT_NPSCALAR = 3
 _CHUNKED = "__msgpack_chunked_array__"
 # Flax's limit per chunk: msgpack's hard limit is 2**31 - 1 bytes per object, less some margin.
 MAX_CHUNK_SIZE = 2**30
+# A parameter tree is a few levels deep (params / bert / encoder / layer / 0 / ... / kernel); a
+# file nested deeper is hostile, and would exhaust Python's recursion limit while walked.
+MAX_TREE_DEPTH = 64
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -49,8 +52,23 @@ def _dtype_from_name(name: bytes) -> np.dtype:
 def _ndarray_from_bytes(data: bytes) -> np.ndarray:
     import msgpack
 
-    shape, dtype_name, buffer = msgpack.unpackb(data, raw=True)
+    payload = msgpack.unpackb(data, raw=True)
+    if not (isinstance(payload, (list, tuple)) and len(payload) == 3):
+        raise ValueError(f"an array payload must be (shape, dtype, bytes), got a {type(payload).__name__}")
+    shape, dtype_name, buffer = payload
+    if not (isinstance(shape, (list, tuple)) and all(type(n) is int and n >= 0 for n in shape)):
+        raise ValueError(f"an array shape must be a list of non-negative ints, got {shape!r:.80}")
+    if not (isinstance(dtype_name, bytes) and isinstance(buffer, bytes)):
+        raise ValueError(f"an array needs a dtype name and bytes, got {type(dtype_name).__name__} and {type(buffer).__name__}")
     dtype = _dtype_from_name(dtype_name)
+    if dtype is not None and dtype.kind not in "biufcV" or dtype is not None and dtype.kind == "V" and dtype != _dtype_from_name(b"bfloat16"):
+        raise ValueError(f"an array of dtype {dtype_name!r} is not numeric")
+    # The declared size is checked against the bytes present before anything is allocated.
+    expected = 2 if dtype is None else dtype.itemsize
+    for n in shape:
+        expected *= n
+    if expected != len(buffer):
+        raise ValueError(f"an array of shape {list(shape)} and dtype {dtype_name.decode(errors='replace')} needs {expected} bytes, the file holds {len(buffer)}")
     if dtype is None:
         # bfloat16 without ml_dtypes: a bfloat16 is the upper half of a float32, so shifting
         # its bits gives the same value exactly, as float32.
@@ -74,13 +92,17 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-def _unchunk(tree: Any) -> Any:
+def _unchunk(tree: Any, depth: int = 0) -> Any:
+    if depth > MAX_TREE_DEPTH:
+        raise ValueError(f"the tree is nested more than {MAX_TREE_DEPTH} levels deep; a parameter tree is a few levels deep")
     if isinstance(tree, dict):
         if tree.get(_CHUNKED) is True:
             shape = tuple(tree["shape"][str(i)] for i in range(len(tree["shape"])))
             chunks = [tree["chunks"][str(i)] for i in range(len(tree["chunks"]))]
+            if not all(isinstance(c, np.ndarray) for c in chunks) or not all(type(n) is int and n >= 0 for n in shape):
+                raise ValueError("a chunked array must have int dimensions and array chunks")
             return np.concatenate(chunks).reshape(shape)
-        return {key: _unchunk(value) for key, value in tree.items()}
+        return {key: _unchunk(value, depth + 1) for key, value in tree.items()}
     return tree
 
 
@@ -111,9 +133,10 @@ def read_flax_msgpack(path: str | os.PathLike) -> dict[str, Any]:
 
     try:
         tree = flax_msgpack_restore(data)
-    except (ValueError, TypeError, KeyError, msgpack.exceptions.UnpackException) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError, msgpack.exceptions.UnpackException) as exc:
         # msgpack reports a short file as ValueError("Unpack failed: incomplete input"), trailing
-        # garbage as ExtraData (a ValueError), and a broken array payload fails in reshape.
+        # garbage as ExtraData (a ValueError), too deep a nesting as ValueError or RecursionError;
+        # a broken array payload fails the checks of _ndarray_from_bytes (ValueError).
         raise CheckpointError(
             f"Cannot read the Flax checkpoint {path!r} ({len(data)} bytes): {type(exc).__name__}: {exc}. "
             f"The file is truncated or corrupt; download or save it again."

@@ -15,6 +15,7 @@ import logging
 import os
 import pickle
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -89,7 +90,8 @@ def load_torch_pickle(path: str, weights_only: bool = True) -> dict[str, torch.T
             f"does not unpickle ({str(exc).splitlines()[0]}). Convert it to safetensors, or, only "
             f"if you trust its source, pass weights_only=False."
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError, struct.error) as exc:
+        # A cut or bit-flipped pickle stream fails inside the unpickler with any of these.
         raise CheckpointError(f"Cannot read the PyTorch checkpoint {path!r}: {exc}. The file is truncated or corrupt; download or save it again.") from exc
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path!r} holds a {type(state_dict).__name__}, not a state dict of tensors.")

@@ -116,6 +116,36 @@ def _attribute_list(group: Any, name: str) -> list[str] | None:
     return [item.decode("utf8") if isinstance(item, bytes) else str(item) for chunk in chunks for item in np.atleast_1d(chunk)]
 
 
+# Deflate, the strongest HDF5 filter h5py writes, expands at most about 1032 times.
+_MAX_COMPRESSION_RATIO = 1100
+
+
+def _read_dataset(obj: Any, path: str, name: str) -> np.ndarray:
+    """A variable's array, after checking that the file holds the bytes its shape declares.
+
+    A hostile or corrupt file can declare a dataset of terabytes that it does not store (HDF5
+    returns the fill value for unwritten data): the declared size is compared with the stored
+    size before anything is allocated.
+    """
+    h5py = _h5py()
+    if not isinstance(obj, h5py.Dataset):
+        raise CheckpointError(f"The TensorFlow checkpoint {_describe(path)} lists {name!r}, which is a {type(obj).__name__}, not a variable's dataset; the file is corrupt.")
+    dtype = obj.dtype
+    if dtype.kind not in "biufc":
+        raise CheckpointError(f"The TensorFlow checkpoint {_describe(path)} stores {name!r} as {dtype}, not numbers; the file is corrupt.")
+    declared = dtype.itemsize
+    for n in obj.shape:
+        declared *= n
+    stored = obj.id.get_storage_size()
+    limit = stored * _MAX_COMPRESSION_RATIO if obj.compression is not None else stored
+    if declared > limit or (obj.compression is None and declared != stored and declared > 0):
+        raise CheckpointError(
+            f"The TensorFlow checkpoint {_describe(path)} declares {name!r} of shape {obj.shape} ({declared} bytes) "
+            f"but stores {stored} bytes for it; the file is truncated or corrupt. Download or save it again."
+        )
+    return np.asarray(obj)
+
+
 def _describe(path: str) -> str:
     size = os.path.getsize(path) if os.path.exists(path) else "missing"
     return f"{path!r} ({size} bytes)"
@@ -176,14 +206,14 @@ def _read_layer_groups(f: Any, path: str, layer_names: list[str]) -> dict[str, n
             if name not in group:
                 absent.append(f"{layer}/{name}")
                 continue
-            weights[name] = np.asarray(group[name])
+            weights[name] = _read_dataset(group[name], path, f"{layer}/{name}")
     # Variables of the model itself (Wav2Vec2's layer_weights), which Keras 2 keeps apart.
     top = f.get(TOP_LEVEL_WEIGHTS_GROUP)
     for name in (_attribute_list(top, "weight_names") or []) if top is not None else []:
         if name not in top:
             absent.append(f"{TOP_LEVEL_WEIGHTS_GROUP}/{name}")
         elif name not in weights:
-            weights[name] = np.asarray(top[name])
+            weights[name] = _read_dataset(top[name], path, f"{TOP_LEVEL_WEIGHTS_GROUP}/{name}")
     if absent:
         raise CheckpointError(
             f"The TensorFlow checkpoint {_describe(path)} lists {len(absent)} variables or layers it "
@@ -204,7 +234,7 @@ def _read_shard(f: Any, path: str, layer_names: list[str], model_scope: str) -> 
     for name in layer_names:
         # Transformers kept names holding "model." or a single part whole (see strip_model_scope).
         full = name if ("model." in name or "/" not in name) else f"{model_scope}/{name}"
-        weights[full] = np.asarray(f[name])
+        weights[full] = _read_dataset(f[name], path, name)
     return weights
 
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Union
 
 from polyformers.errors import FrameworkNotInstalledError
 from polyformers.hub import pop_hub_kwargs, resolve_file
-from polyformers.io_utils import atomic_write_text
+from polyformers.io_utils import atomic_write_text, read_json_file
 
 logger = logging.getLogger(__name__)
 
@@ -1557,7 +1557,17 @@ class PreTrainedTokenizerBase:
                 f"has no {wanted}. Pass a directory written by save_pretrained (by polyformers or "
                 f"Transformers), or the id of a hub repo that holds a tokenizer."
             )
-        return cls._from_pretrained(resolved, pretrained_model_name_or_path, init_inputs, **kwargs)
+        try:
+            return cls._from_pretrained(dict(resolved), pretrained_model_name_or_path, init_inputs, **kwargs)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            # A value of the wrong type in tokenizer_config.json, special_tokens_map.json or
+            # added_tokens.json: say which files the tokenizer was built from.
+            files = [os.path.basename(f) for f in resolved.values() if f]
+            raise ValueError(
+                f"Cannot build a {cls.__name__} from {os.fspath(pretrained_model_name_or_path)!r} "
+                f"(files {', '.join(files)}): {type(exc).__name__}: {exc}. A value in one of these files "
+                f"has the wrong type, or an argument given does; fix it, or re-create the files with save_pretrained()."
+            ) from exc
 
     @classmethod
     def _from_pretrained(
@@ -1595,6 +1605,8 @@ class PreTrainedTokenizerBase:
             # Older layout: special tokens in special_tokens_map.json, added tokens in added_tokens.json.
             map_file = resolved_files.get("special_tokens_map_file")
             for key, value in (_read_json(map_file) if map_file else {}).items():
+                if key not in cls.SPECIAL_TOKENS_ATTRIBUTES:
+                    continue  # only special tokens are read from this file, never file paths or options
                 if kwargs.get(key):
                     continue  # the caller's value wins
                 if isinstance(value, dict):
@@ -1784,12 +1796,8 @@ def _token_state(token: str | AddedToken) -> str | dict[str, Any]:
     return token
 
 
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise OSError(f"{path} is not valid JSON ({exc}); re-create it with save_pretrained().") from exc
+def _read_json(path: str) -> dict[str, Any]:
+    return read_json_file(path, OSError)
 
 
 def _to_json(value: Any) -> str:

@@ -57,6 +57,22 @@ def _from_backend_token(token: tokenizers.AddedToken) -> AddedToken:
     return AddedToken(**token.__getstate__())
 
 
+def _backend_from_file(tokenizer_file: str) -> Tokenizer:
+    """``Tokenizer.from_file``, with the backend's bare ``Exception`` (or a Rust panic) turned into an OSError naming the file."""
+    try:
+        return Tokenizer.from_file(tokenizer_file)
+    except Exception as exc:  # the backend raises bare Exceptions ("EOF while parsing ...")
+        cause: BaseException = exc
+    except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException
+        if type(exc).__name__ != "PanicException":
+            raise
+        cause = exc
+    raise OSError(
+        f"Cannot read the tokenizer file {tokenizer_file!r}: {cause}. It is truncated, corrupt or "
+        f"not a tokenizer.json; download it again or re-create it with save_pretrained()."
+    ) from cause
+
+
 class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     """Base class of the tokenizers backed by the ``tokenizers`` library.
 
@@ -87,7 +103,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if tokenizer_object is not None:
             backend = copy.deepcopy(tokenizer_object)
         elif tokenizer_file is not None and not from_slow:
-            backend = Tokenizer.from_file(tokenizer_file)
+            backend = _backend_from_file(tokenizer_file)
         else:
             backend = self._build_backend(slow_tokenizer=slow_tokenizer, **kwargs)
         self._tokenizer: Tokenizer = backend

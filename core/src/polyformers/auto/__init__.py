@@ -6,13 +6,13 @@ serving it, for its task and framework; only the plugin that provides it gets im
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from ..configuration_utils import CONFIG_NAME, PretrainedConfig
 from ..errors import ConfigError
 from ..hub import missing_file_error, pop_hub_kwargs, resolve_file
+from ..io_utils import read_json_file
 from ..registry import (
     FRAMEWORKS,
     TASKS,
@@ -59,6 +59,11 @@ class AutoConfig:
         config_dict, unused = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **kwargs)
         unused.pop("trust_remote_code", None)  # never honoured: config.json selects installed code only
         model_type = config_dict.get("model_type")
+        if model_type is not None and not isinstance(model_type, str):
+            raise ConfigError(
+                f"The config.json of {os.fspath(pretrained_model_name_or_path)!r} has a 'model_type' of "
+                f"type {type(model_type).__name__}; it must be a string such as \"bert\"."
+            )
         if not model_type:
             raise ConfigError(
                 f"The config.json of {os.fspath(pretrained_model_name_or_path)!r} has no "
@@ -67,7 +72,7 @@ class AutoConfig:
             )
         config_class = get_config_class(model_type)
         unused.setdefault("name_or_path", str(pretrained_model_name_or_path))
-        return config_class.from_dict(config_dict, **unused)
+        return config_class._from_file_dict(config_dict, pretrained_model_name_or_path, **unused)
 
     @staticmethod
     def register(model_type: str, config: type, exist_ok: bool = False) -> None:
@@ -134,14 +139,14 @@ AutoModelForSequenceClassification = AUTO_MODEL_CLASSES["AutoModelForSequenceCla
 
 
 def _read_json(path: str | None) -> dict[str, Any]:
+    """A JSON object file, or ``{}`` if there is none; raises as the class loaders that read it next do.
+
+    ``config.json`` raises ``ConfigError`` as :class:`PretrainedConfig` does; tokenizer and
+    preprocessor files raise ``OSError`` as their classes do.
+    """
     if path is None:
         return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path!r} is not valid JSON ({exc}); fix or re-save it.") from exc
-    return data if isinstance(data, dict) else {}
+    return read_json_file(path, ConfigError if os.path.basename(path) == CONFIG_NAME else OSError)
 
 
 class AutoTokenizer:
@@ -162,6 +167,8 @@ class AutoTokenizer:
 
         slow = fast = None
         class_name = tokenizer_config.get("tokenizer_class")
+        if class_name is not None and not isinstance(class_name, str):
+            raise ValueError(f"{tokenizer_config_file!r}: 'tokenizer_class' must be a class name (a string), got {class_name!r:.80}.")
         if class_name:
             slow, fast = _tokenizer_classes_by_name(class_name)
         if slow is None and fast is None:
@@ -171,6 +178,8 @@ class AutoTokenizer:
                     # A repo id with neither file (e.g. not cached, offline): a missing-file OSError.
                     raise missing_file_error(path, f"tokenizer_config.json or {CONFIG_NAME}", **hub_kwargs)
                 model_type = _read_json(config_file).get("model_type")
+                if model_type is not None and not isinstance(model_type, str):
+                    raise ConfigError(f"{config_file!r}: 'model_type' must be a string such as \"bert\", got {model_type!r:.80}.")
             else:
                 model_type = config.model_type
             if not model_type:
@@ -222,8 +231,10 @@ class _AutoPreprocessor:
             for section in (data, data.get(cls._kind) if isinstance(data.get(cls._kind), dict) else {}):
                 for key in cls._type_keys:
                     if section.get(key):
-                        return cls._class_named(section[key]).from_pretrained(path, **kwargs)
+                        return cls._named_in_file(section[key], key, filename, path).from_pretrained(path, **kwargs)
         model_type = _read_json(resolve_file(path, CONFIG_NAME, **hub_kwargs)).get("model_type")
+        if model_type is not None and not isinstance(model_type, str):
+            raise ConfigError(f"The config.json of {os.fspath(path)!r}: 'model_type' must be a string such as \"bert\", got {model_type!r:.80}.")
         processor_class = get_processor_class(model_type, cls._kind) if model_type else None
         if processor_class is None:
             raise ValueError(
@@ -235,6 +246,17 @@ class _AutoPreprocessor:
     @classmethod
     def _class_named(cls, class_name: str) -> type:
         return _preprocessor_class_by_name(class_name)
+
+    @classmethod
+    def _named_in_file(cls, class_name: Any, key: str, filename: str, path: str | os.PathLike) -> type:
+        """The class ``filename`` names under ``key``; a ValueError naming the file if it names none we have."""
+        where = os.path.join(os.fspath(path), filename)
+        if not isinstance(class_name, str):
+            raise ValueError(f"{where!r}: {key!r} must be a class name (a string), got {class_name!r:.80}.")
+        try:
+            return cls._class_named(class_name)
+        except AttributeError as exc:
+            raise ValueError(f"{where!r} names {key}={class_name!r:.80}, which no installed plugin provides ({exc}).") from exc
 
     @classmethod
     def register(cls, config_class: type | str, processor_class: type, exist_ok: bool = False) -> None:
