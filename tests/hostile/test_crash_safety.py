@@ -22,7 +22,7 @@ import torch
 from polyformers_bert.configuration_bert import BertConfig
 from polyformers_bert.modeling_bert import BertModel
 
-KILLS = 10
+KILLS = 20
 CONFIG = dict(vocab_size=12, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, max_position_embeddings=32)
 
 # Generation g fills parameter i with g + i / 1000, so one value tells the generation and the

@@ -41,7 +41,7 @@ def read_audio(source: str | os.PathLike | bytes, *, name: str | None = None) ->
         AudioInputError: the file is empty, not audio, corrupt, or holds no samples.
         ImportError: ``soundfile`` is not installed.
     """
-    label = name or (f"audio file {os.fspath(source)!r}" if isinstance(source, (str, os.PathLike)) else "audio bytes")
+    label = name or (f"audio file {short_repr(os.fspath(source))}" if isinstance(source, (str, os.PathLike)) else "audio bytes")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -67,6 +67,12 @@ def read_audio(source: str | os.PathLike | bytes, *, name: str | None = None) ->
         raise AudioInputError(f"{label} holds no samples (0 frames). Pass a recording with sound in it.")
     waveform = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(waveform, dtype=np.float32), int(sampling_rate)
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: error messages must not echo a megabyte "path" back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
 def to_mono(waveform: Any, *, name: str = "inputs") -> np.ndarray:

@@ -96,10 +96,11 @@ def load_image(image: str | os.PathLike | Any, max_pixels: int | None = DEFAULT_
             f"to the image processor directly."
         )
     path = os.fspath(image)
+    shown = repr(path) if len(path) <= 200 else f"{path[:170]!r}... ({len(path)} characters)"  # never echo a huge string back
     if path.startswith(("http://", "https://")):
-        raise ImageInputError(f"load_image does not download ({path!r}); download the file and pass its path.")
+        raise ImageInputError(f"load_image does not download ({shown}); download the file and pass its path.")
     if not os.path.isfile(path):
-        raise ImageInputError(f"Image file {path!r} does not exist; check the path.")
+        raise ImageInputError(f"Image file {shown} does not exist; check the path.")
     from PIL import UnidentifiedImageError
 
     try:
@@ -111,7 +112,7 @@ def load_image(image: str | os.PathLike | Any, max_pixels: int | None = DEFAULT_
                 width, height = opened.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise ImageInputError(
-                        f"Image file {path!r} is {width}x{height} = {width * height} pixels, more than the "
+                        f"Image file {shown} is {width}x{height} = {width * height} pixels, more than the "
                         f"limit of {max_pixels} (a possible decompression bomb). Pass max_pixels=None "
                         f"(or a larger limit) if you trust the file."
                     )
@@ -121,13 +122,13 @@ def load_image(image: str | os.PathLike | Any, max_pixels: int | None = DEFAULT_
         raise
     except Image.DecompressionBombError as exc:
         raise ImageInputError(
-            f"Image file {path!r} was refused by Pillow as a possible decompression bomb ({exc}). If you "
+            f"Image file {shown} was refused by Pillow as a possible decompression bomb ({exc}). If you "
             f"trust the file, raise PIL.Image.MAX_IMAGE_PIXELS."
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageInputError(f"{path!r} is not an image file Pillow can read ({exc}).") from exc
+        raise ImageInputError(f"{shown} is not an image file Pillow can read ({exc}).") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageInputError(f"Image file {path!r} is corrupt or truncated ({exc}); re-download or re-save it.") from exc
+        raise ImageInputError(f"Image file {shown} is corrupt or truncated ({exc}); re-download or re-save it.") from exc
 
 
 def convert_to_rgb(image: Any, input_data_format: ChannelDimension | str | None = None) -> Any:
@@ -411,6 +412,11 @@ def resize(
     pil_image = Image.fromarray(channels_last.astype(np.uint8))
 
     height, width = size
+    if height < 1 or width < 1:  # an extreme aspect ratio scaled to a short edge: Pillow would say only "must be > 0"
+        raise ImageInputError(
+            f"Cannot resize an image of {pil_image.height}x{pil_image.width} (height x width) to {height}x{width}: "
+            f"its aspect ratio is too extreme for the requested size. Crop or pad it to a less elongated shape first."
+        )
     resized = np.array(pil_image.resize((width, height), resample=int(resample), reducing_gap=reducing_gap))
     if resized.ndim == 2:
         resized = resized[..., None]

@@ -12,6 +12,15 @@ A plugin is activated (its hook module imported, its API version checked, its ho
 first time one of its model types or class names is used. A plugin that fails, in any way, is
 marked failed; only its own model types are affected, and using them raises the recorded error.
 
+Discovery never imports, so a plugin whose import hangs holds up only the first use of its own
+model types: ``import polyformers``, :func:`list_plugins` and every other plugin never wait for it
+(there is no import timeout: an import cannot be abandoned safely half-way).
+
+A plugin may register (``AutoConfig.register`` ...) only the model types it declares: registrations
+it makes for another plugin's type while being activated are undone, and the plugin is marked
+failed. (Plugins are installed code; this stops a plugin taking over ``bert`` by mistake or by a
+stale copy, not code that sets out to patch polyformers' internals.)
+
 When two distributions claim one model type, using it raises :class:`ModelTypeConflictError`
 until one is chosen, by :func:`prefer` or by the environment variable ``POLYFORMERS_PREFER``
 (``"bert=polyformers-bert,detr=my-detr"``). Install order never decides.
@@ -102,6 +111,40 @@ def _norm(dist_name: str) -> str:
     return re.sub(r"[-_.]+", "-", dist_name).lower()
 
 
+def _dist_name(dist: Any, fallback: str) -> str:
+    """A distribution's name; one whose METADATA lacks it is named by its path (never by the entry point)."""
+    if dist is None:
+        return fallback
+    name = dist.metadata["Name"]
+    return name if isinstance(name, str) and name else f"<unnamed distribution {getattr(dist, '_path', '?')}>"
+
+
+def _entry_points() -> dict[str, list[Any]]:
+    """Our groups' entry points. One distribution with an unreadable ``entry_points.txt`` must not
+    hide every plugin (``importlib.metadata.entry_points()`` raises for all of them): it is then
+    skipped, and reported once per discovery with its name, version and the parse error."""
+    groups = (GROUP_PLUGINS, GROUP_MODEL_TYPES, GROUP_CLASSES)
+    try:
+        return {group: list(importlib.metadata.entry_points(group=group)) for group in groups}
+    except Exception:  # noqa: BLE001 - a malformed file of some distribution; find which below
+        pass
+    found: dict[str, list[Any]] = {group: [] for group in groups}
+    for dist in importlib.metadata.distributions():
+        try:
+            entry_points = list(dist.entry_points)
+        except Exception as exc:  # noqa: BLE001 - whatever the parser raises for a garbled file
+            logger.warning(
+                "Distribution %s %s has an unreadable entry_points.txt (%s: %s); its plugins, if any, are ignored. "
+                "Fix: reinstall or uninstall it.",
+                _dist_name(dist, "<unnamed>"), getattr(dist, "version", None) or "?", type(exc).__name__, exc,
+            )
+            continue
+        for ep in entry_points:
+            if ep.group in found:
+                found[ep.group].append(ep)
+    return found
+
+
 def _discover() -> dict[tuple[str, str], PluginInfo]:
     global _plugins
     with _lock:
@@ -109,20 +152,21 @@ def _discover() -> dict[tuple[str, str], PluginInfo]:
             return _plugins
         found: dict[tuple[str, str], PluginInfo] = {}
         by_module: dict[tuple[str, str], PluginInfo] = {}
-        for ep in importlib.metadata.entry_points(group=GROUP_PLUGINS):
+        entry_points = _entry_points()
+        for ep in entry_points[GROUP_PLUGINS]:
             dist = ep.dist
-            dist_name = dist.metadata["Name"] if dist is not None else f"<unpackaged {ep.value}>"
+            dist_name = _dist_name(dist, f"<unpackaged {ep.value}>")
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
                 distribution=dist_name,
-                version=dist.version if dist is not None else "?",
+                version=(dist.version or "?") if dist is not None else "?",
             )
             found[(_norm(dist_name), ep.name)] = info
             by_module[(_norm(dist_name), ep.value)] = info
         for group, attr in ((GROUP_MODEL_TYPES, "model_types"), (GROUP_CLASSES, "classes")):
-            for ep in importlib.metadata.entry_points(group=group):
-                dist_name = ep.dist.metadata["Name"] if ep.dist is not None else ""
+            for ep in entry_points[group]:
+                dist_name = _dist_name(ep.dist, "")
                 info = by_module.get((_norm(dist_name), ep.value))
                 if info is None:
                     logger.warning(
@@ -322,11 +366,13 @@ def _activate(info: PluginInfo) -> None:
     with _lock:
         if info.status != "inactive":
             return
+        manual_before = _manual_registrations()
         try:
             module = importlib.import_module(info.module)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too: a plugin must never take the process down
+            _undo_foreign_registrations(info, manual_before)
             _fail(info, f"raised {type(exc).__name__}: {exc} while being imported", exc)
             return
 
@@ -364,9 +410,54 @@ def _activate(info: PluginInfo) -> None:
         except BaseException as exc:
             if pm.is_registered(module):
                 pm.unregister(module)
+            _undo_foreign_registrations(info, manual_before)
             _fail(info, f"failed during activation: {type(exc).__name__}: {str(exc).rstrip('.')}", exc)
             return
+        foreign = _undo_foreign_registrations(info, manual_before)
+        if foreign:
+            pm.unregister(module)
+            REGISTRY.clear_source(info.distribution)
+            _fail(
+                info,
+                f"called register() for model type(s) {', '.join(map(repr, foreign))}, which it does not declare in its "
+                f"{GROUP_MODEL_TYPES!r} entry points; those registrations were undone (another plugin's model type is "
+                f"never replaced this way)",
+                None,
+            )
+            return
         info.status = "active"
+
+
+def _registration_tables() -> tuple[dict, ...]:
+    return (REGISTRY.configs, REGISTRY.models, REGISTRY.tokenizers, REGISTRY.processors)
+
+
+def _manual_registrations() -> dict[tuple[int, Any], Any]:
+    """Every ``register()`` entry now in the registry, by (table index, key)."""
+    return {
+        (index, key): by_source[MANUAL_SOURCE]
+        for index, table in enumerate(_registration_tables())
+        for key, by_source in table.items()
+        if MANUAL_SOURCE in by_source
+    }
+
+
+def _undo_foreign_registrations(info: PluginInfo, before: dict[tuple[int, Any], Any]) -> list[str]:
+    """Undo the ``register()`` calls made since ``before`` for model types ``info`` does not declare; return those types."""
+    tables = _registration_tables()
+    foreign: set[str] = set()
+    for (index, key), entry in _manual_registrations().items():
+        if before.get((index, key)) is entry:
+            continue
+        model_type = key[0] if isinstance(key, tuple) else key
+        if model_type in info.model_types:
+            continue
+        foreign.add(str(model_type))
+        if (index, key) in before:
+            tables[index][key][MANUAL_SOURCE] = before[(index, key)]
+        else:
+            del tables[index][key][MANUAL_SOURCE]
+    return sorted(foreign)
 
 
 def _call_hook(pm, info: PluginInfo, hook: str) -> Any:

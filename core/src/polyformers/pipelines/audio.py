@@ -15,10 +15,24 @@ trimmed from each window's predicted tokens before they are joined (at logit-fra
 Transformers does), so the windows decode as one sequence. Outputs are Transformers':
 ``{"text": ...}`` plus ``"chunks"`` (``[{"text", "timestamp": (start_s, end_s)}]``) with
 ``return_timestamps="char"|"word"``; classification gives ``[{"score", "label"}]``.
+
+Hostile inputs are bounded before any work is done on them (``tests/hostile/test_pipeline_inputs.py``):
+
+- a recording the model sees in one piece (no ``chunk_length_s``, or audio classification) may
+  last at most ``max_duration_s`` (default :data:`MAX_UNCHUNKED_DURATION_S`, 10 minutes), checked
+  from the file header or the array's length before decoding or resampling: attention cost grows
+  with the square of the length, so an hour in one piece would run for hours or exhaust memory.
+  Longer recordings are refused with an :class:`~polyformers.errors.AudioInputError` that names the
+  limit and the fix (``chunk_length_s=30``, which processes any length in linear time);
+- input sampling rates below :data:`MIN_SAMPLING_RATE` Hz are refused (resampling 1 Hz "audio" to
+  16 kHz would multiply its size by 16 000);
+- audio shorter than the model's receptive field (400 samples, 25 ms, for Wav2Vec2) is refused
+  instead of failing inside the convolution.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from typing import Any
@@ -26,9 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio_utils import check_waveform, read_audio, resample, to_mono
+from ..audio_utils import check_waveform, read_audio, resample, short_repr, to_mono
 from ..errors import AudioInputError
 from .base import Pipeline, _describe
+
+MAX_UNCHUNKED_DURATION_S = 600.0
+"""Longest recording (seconds) a model is run on in one piece unless ``max_duration_s`` says otherwise."""
+MIN_SAMPLING_RATE = 1000
+"""Lowest input sampling rate (Hz) accepted; resampling up from it multiplies the size by at most 16 at 16 kHz."""
 
 
 class AudioPipeline(Pipeline):
@@ -53,18 +72,40 @@ class AudioPipeline(Pipeline):
             f"a dict {{'raw': array, 'sampling_rate': int}}, a file path or a file's bytes (or a list of these); got {_describe(item)}."
         )
 
-    def _waveform(self, inputs: Any) -> tuple[np.ndarray, dict[str, Any], tuple[int, int] | None]:
+    def _check_duration(self, samples: int, rate: Any, name: str, max_duration_s: float | None) -> None:
+        """Refuse audio sampled below MIN_SAMPLING_RATE, or longer than ``max_duration_s`` (None: no limit)."""
+        if isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool) and 0 < rate < MIN_SAMPLING_RATE:
+            raise AudioInputError(
+                f"{name} is sampled at {rate} Hz, below the {MIN_SAMPLING_RATE} Hz this pipeline accepts (the model runs at "
+                f"{self.sampling_rate} Hz). Pass 'sampling_rate' in Hz (samples per second), e.g. {{'raw': audio, 'sampling_rate': 16000}}."
+            )
+        if max_duration_s is None or not isinstance(rate, (int, float, np.integer, np.floating)) or isinstance(rate, bool) or not rate > 0:
+            return  # a bad rate is reported by resample()
+        seconds = samples / float(rate)
+        if seconds > max_duration_s:
+            fix = "pass chunk_length_s=30 to transcribe it in 30 s windows (any length, linear time)" if self.chunked else "cut it into shorter clips"
+            raise AudioInputError(
+                f"{name} lasts {seconds:.1f} s ({samples} samples at {rate} Hz), more than the {max_duration_s:g} s this "
+                f"pipeline runs through the model in one piece (max_duration_s): its cost grows with the square of the length. "
+                f"Either {fix}, or raise the limit with max_duration_s=... (float('inf') for none) if you have the memory."
+            )
+
+    def _waveform(self, inputs: Any, max_duration_s: float | None = MAX_UNCHUNKED_DURATION_S) -> tuple[np.ndarray, dict[str, Any], tuple[int, int] | None]:
         """(mono float32 waveform at ``sampling_rate``, extra dict keys, stride in samples at that rate)."""
         extra: dict[str, Any] = {}
         stride = None
         ratio = 1.0
         if isinstance(inputs, (str, os.PathLike, bytes, bytearray)):
             if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
-                raise AudioInputError(f"inputs {inputs!r} is a URL; polyformers does not download at run time. Download the file and pass its local path.")
+                raise AudioInputError(f"inputs {short_repr(inputs)} is a URL; polyformers does not download at run time. Download the file and pass its local path.")
+            header = _audio_header(inputs)
+            if header is not None:  # checked before decoding: a small file may claim hours of audio
+                self._check_duration(header[0], header[1], _name(inputs), max_duration_s)
             waveform, in_rate = read_audio(inputs)
+            self._check_duration(waveform.shape[0], in_rate, _name(inputs), max_duration_s)
             if in_rate != self.sampling_rate:
                 waveform = resample(waveform, in_rate, self.sampling_rate)
-            return check_waveform(waveform, name=_name(inputs)), extra, None
+            return self._check_length(check_waveform(waveform, name=_name(inputs)), _name(inputs)), extra, None
         if isinstance(inputs, dict):
             inputs = dict(inputs)  # never mutate the caller's dict
             stride = inputs.pop("stride", None)
@@ -80,6 +121,7 @@ class AudioPipeline(Pipeline):
             in_rate = inputs.pop("sampling_rate")
             extra = inputs
             waveform = to_mono(raw, name="inputs['raw']")
+            self._check_duration(waveform.shape[0], in_rate, "inputs['raw']", max_duration_s)
             if in_rate != self.sampling_rate:
                 waveform = resample(check_waveform(waveform, name="inputs['raw']"), in_rate, self.sampling_rate)
                 ratio = self.sampling_rate / in_rate
@@ -87,9 +129,41 @@ class AudioPipeline(Pipeline):
                 if len(stride) != 2 or stride[0] + stride[1] > waveform.shape[0]:
                     raise AudioInputError(f"inputs['stride'] must be (left, right) sample counts summing to at most the audio's length; got {stride!r} for {waveform.shape[0]} samples.")
                 stride = (int(round(stride[0] * ratio)), int(round(stride[1] * ratio)))
-            return check_waveform(waveform, name="inputs['raw']"), extra, stride
+            return self._check_length(check_waveform(waveform, name="inputs['raw']"), "inputs['raw']"), extra, stride
         waveform = to_mono(inputs, name="inputs")
-        return check_waveform(waveform, name="inputs"), extra, None
+        self._check_duration(waveform.shape[0], self.sampling_rate, "inputs", max_duration_s)
+        return self._check_length(check_waveform(waveform, name="inputs"), "inputs"), extra, None
+
+    def _frames(self, samples: int) -> int | None:
+        """Output frames of ``samples`` input samples, when the model says (its conv arithmetic)."""
+        model = getattr(self.model, "wrapped", self.model)  # a TensorFlow / Flax model in its adapter
+        lengths = getattr(model, "_get_feat_extract_output_lengths", None)
+        return None if lengths is None else int(np.asarray(lengths(int(samples))).reshape(-1)[0])
+
+    @property
+    def _min_samples(self) -> int:
+        """The fewest samples that give the model one output frame (its receptive field): 400 for Wav2Vec2."""
+        if not hasattr(self, "_min_samples_cache"):
+            low, high = 1, 1
+            if self._frames(1) is None:
+                self._min_samples_cache = 1
+                return 1
+            while self._frames(high) < 1 and high < 1 << 24:
+                high *= 2
+            while low < high:  # the smallest n with frames(n) >= 1
+                mid = (low + high) // 2
+                low, high = (mid + 1, high) if self._frames(mid) < 1 else (low, mid)
+            self._min_samples_cache = low
+        return self._min_samples_cache
+
+    def _check_length(self, waveform: np.ndarray, name: str) -> np.ndarray:
+        if waveform.shape[0] < self._min_samples:
+            raise AudioInputError(
+                f"{name} has {waveform.shape[0]} samples ({waveform.shape[0] / self.sampling_rate * 1000:.1f} ms), fewer than the "
+                f"{self._min_samples} ({self._min_samples / self.sampling_rate * 1000:.1f} ms at {self.sampling_rate} Hz) the model needs "
+                f"for one output frame. Pass a longer recording (or pad it with zeros)."
+            )
+        return waveform
 
     def _features(self, waveform: np.ndarray) -> dict[str, Any]:
         processed = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_attention_mask=True)
@@ -125,11 +199,11 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
 
     chunked = True
 
-    def _sanitize_parameters(self, chunk_length_s: float | None = None, stride_length_s: Any = None, return_timestamps: str | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
+    def _sanitize_parameters(self, chunk_length_s: float | None = None, stride_length_s: Any = None, return_timestamps: str | None = None, max_duration_s: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         kwargs.pop("ignore_warning", None)
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}; it takes chunk_length_s, stride_length_s and return_timestamps.")
-        pre: dict[str, Any] = {}
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}; it takes chunk_length_s, stride_length_s, return_timestamps and max_duration_s.")
+        pre: dict[str, Any] = _duration_param(max_duration_s)
         post: dict[str, Any] = {}
         if chunk_length_s is not None:
             if isinstance(chunk_length_s, bool) or not isinstance(chunk_length_s, (int, float)) or chunk_length_s < 0:
@@ -148,8 +222,9 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
         """Audio samples per output frame."""
         return int(getattr(self.model.config, "inputs_to_logits_ratio", 1))
 
-    def preprocess(self, inputs: Any, chunk_length_s: float = 0, stride_length_s: Any = None) -> list[dict[str, Any]]:
-        waveform, extra, stride = self._waveform(inputs)
+    def preprocess(self, inputs: Any, chunk_length_s: float = 0, stride_length_s: Any = None, max_duration_s: float = MAX_UNCHUNKED_DURATION_S) -> list[dict[str, Any]]:
+        # Windows bound the cost of any length, so the one-piece limit applies only without them.
+        waveform, extra, stride = self._waveform(inputs, max_duration_s=None if chunk_length_s else max_duration_s)
         if not chunk_length_s:
             item = {"is_last": True, **self._features(waveform), **extra}
             if stride is not None:
@@ -180,17 +255,12 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
             left = 0 if start == 0 else stride_left
             is_last = end >= total
             right = 0 if is_last else stride_right
-            if chunk.shape[0] > left:
+            # A last sliver shorter than the receptive field has no output frame (and breaks the conv).
+            if chunk.shape[0] > left and (start == 0 or chunk.shape[0] >= self._min_samples):
                 items.append({"is_last": is_last, "stride": (chunk.shape[0], left, right), **self._features(chunk)})
             if is_last:
                 break
         return items
-
-    def _frames(self, samples: int) -> int | None:
-        """Output frames of ``samples`` input samples, when the model says (its conv arithmetic)."""
-        model = getattr(self.model, "wrapped", self.model)  # a TensorFlow / Flax model in its adapter
-        lengths = getattr(model, "_get_feat_extract_output_lengths", None)
-        return None if lengths is None else int(np.asarray(lengths(int(samples))).reshape(-1)[0])
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.model(**model_inputs).logits
@@ -236,9 +306,9 @@ class AudioClassificationPipeline(AudioPipeline):
     (``"softmax"``, ``"sigmoid"`` or ``"none"``; default from ``config.problem_type``).
     """
 
-    def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
+    def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None, max_duration_s: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}; it takes top_k and function_to_apply.")
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}; it takes top_k, function_to_apply and max_duration_s.")
         num_labels = self.model.config.num_labels
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int, got {top_k!r}.")
@@ -247,10 +317,10 @@ class AudioClassificationPipeline(AudioPipeline):
             if function_to_apply not in ("softmax", "sigmoid", "none"):
                 raise ValueError(f"Invalid value for function_to_apply: {function_to_apply!r}. Valid options are ['softmax', 'sigmoid', 'none'].")
             post["function_to_apply"] = function_to_apply
-        return {}, {}, post
+        return _duration_param(max_duration_s), {}, post
 
-    def preprocess(self, inputs: Any) -> dict[str, Any]:
-        waveform, _, _ = self._waveform(inputs)
+    def preprocess(self, inputs: Any, max_duration_s: float = MAX_UNCHUNKED_DURATION_S) -> dict[str, Any]:
+        waveform, _, _ = self._waveform(inputs, max_duration_s=max_duration_s)
         features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate)
         return {"input_values": np.asarray(features["input_values"][0], dtype=np.float32)}
 
@@ -281,5 +351,32 @@ def _rescale_stride(stride: tuple[int, int, int], ratio: float) -> tuple[int, in
     return token_n, int(round(left / input_n * token_n)), int(round(right / input_n * token_n))
 
 
+def _duration_param(max_duration_s: Any) -> dict[str, Any]:
+    """The preprocess parameter for ``max_duration_s`` (seconds, > 0; ``float('inf')`` for no limit)."""
+    if max_duration_s is None:
+        return {}
+    if isinstance(max_duration_s, bool) or not isinstance(max_duration_s, (int, float)) or not max_duration_s > 0:
+        raise ValueError(f"max_duration_s must be a positive number of seconds (float('inf') for no limit), got {max_duration_s!r}.")
+    return {"max_duration_s": float(max_duration_s)}
+
+
+def _audio_header(source: Any) -> tuple[int, int] | None:
+    """(frames, sampling rate) an audio file's header claims, or None when it cannot be read (decoding then says why)."""
+    try:
+        import soundfile
+
+        if isinstance(source, (bytes, bytearray)):
+            info = soundfile.info(io.BytesIO(bytes(source)))
+        elif os.path.isfile(os.fspath(source)):
+            info = soundfile.info(os.fspath(source))
+        else:
+            return None
+        if not 0 <= info.frames < 2**62:  # libsndfile's 'unknown length' (some streams)
+            return None
+        return int(info.frames), int(info.samplerate)
+    except Exception:  # unreadable headers are read_audio's to report, with its typed error
+        return None
+
+
 def _name(inputs: Any) -> str:
-    return f"audio file {os.fspath(inputs)!r}" if isinstance(inputs, (str, os.PathLike)) else "audio bytes"
+    return f"audio file {short_repr(os.fspath(inputs))}" if isinstance(inputs, (str, os.PathLike)) else "audio bytes"

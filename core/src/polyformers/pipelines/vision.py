@@ -57,6 +57,8 @@ class VisionPipeline(Pipeline):
         array = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ImageInputError(f"An image array must be (H, W), (H, W, C) or (C, H, W) with no empty axis; got shape {array.shape}.")
+        if array.dtype != np.bool_ and not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise ImageInputError(f"An image array must hold real numbers (uint8 in [0, 255] or floats in [0, 1]); got dtype {array.dtype}. Convert it, e.g. array.astype(np.uint8).")
         if array.ndim == 3:
             try:
                 channel_format = infer_channel_dimension_format(array)
