@@ -162,6 +162,7 @@ def test_a_second_claim_on_bert_is_a_conflict_never_a_silent_replacement(site, t
             import polyformers
 
             polyformers.BertModel  # noqa: B018 - the lazy attribute resolves through the same owner
+        assert not counter.exists()  # ... also before importing any claimant of the class name
         # Unrelated types are untouched by the conflict.
         assert type(AutoConfig.for_model("wav2vec2")).__module__.startswith("polyformers_wav2vec2")
         plugins.prefer("bert", "polyformers-bert")

@@ -306,6 +306,12 @@ def framework_hint(model_type: str, framework: str) -> str:
 def find_class(name: str) -> Any:
     """Import the class a plugin registered under the public name ``name`` (``BertModel``)."""
     claimants = [p for p in _discover().values() if name in p.classes]
+    if len(claimants) > 1:
+        # Several distributions name this class: settle who owns their shared model types from
+        # metadata (a conflict raises, naming both) before importing any of them.
+        for model_type in sorted(set.intersection(*(set(p.model_types) for p in claimants))):
+            chosen = owner(model_type)
+            claimants = [p for p in claimants if p is chosen or model_type not in p.model_types]
     for info in claimants:
         _activate(info)
     entries = [
