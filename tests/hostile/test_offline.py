@@ -97,3 +97,45 @@ def test_uncached_repo_in_default_cache_fails_without_connecting(tmp_path, monke
     with pytest.raises(OSError):
         AutoModel.from_pretrained("some-org/not-cached-repo")
     assert connection_attempts == []
+
+
+def test_cached_repo_model_tokenizer_processor_and_pipeline_without_connecting(tmp_path, monkeypatch, connection_attempts):
+    """A repo id in the hub cache (models--org--name/snapshots/<commit>, refs/main): model,
+    tokenizer, feature extractor, processor and a pipeline load from it with zero connections."""
+    pytest.importorskip("polyformers_wav2vec2")
+    import json
+
+    import numpy as np
+
+    from polyformers import AutoFeatureExtractor, AutoModelForCTC, AutoProcessor
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--tiny-asr"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    torch.manual_seed(0)
+    config = polyformers.Wav2Vec2Config(
+        vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, conv_dim=(8, 8),
+        conv_kernel=(5, 3), conv_stride=(4, 2), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+    )
+    polyformers.Wav2Vec2ForCTC(config).save_pretrained(snapshot)
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "A": 5, "B": 6, "C": 7}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = polyformers.Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
+    extractor = polyformers.Wav2Vec2FeatureExtractor()
+    polyformers.Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(snapshot)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # the default cache, read per call
+
+    model = AutoModelForCTC.from_pretrained("org/tiny-asr")
+    assert type(AutoTokenizer.from_pretrained("org/tiny-asr")).__name__ == "Wav2Vec2CTCTokenizer"
+    assert type(AutoFeatureExtractor.from_pretrained("org/tiny-asr")).__name__ == "Wav2Vec2FeatureExtractor"
+    processor = AutoProcessor.from_pretrained("org/tiny-asr")
+    inputs = processor(np.zeros(1600, dtype=np.float32), sampling_rate=16000, return_tensors="pt")
+    assert model(**inputs).logits.shape[-1] == 8
+    transcript = polyformers.pipeline("automatic-speech-recognition", model="org/tiny-asr")(np.zeros(1600, dtype=np.float32))
+    assert isinstance(transcript["text"], str)
+    assert connection_attempts == []
