@@ -202,6 +202,31 @@ def test_datasets_library_objects_and_unused_columns(tmp_path, tokenizer):
     assert losses(trainer) == losses(from_list) == losses(from_columns)
 
 
+def test_torch_datasets_map_style_and_iterable(tmp_path, tokenizer):
+    rows = sentiment_rows(tokenizer, n=16)
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            return rows[i]
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(rows)
+
+    mapped = Trainer(make_model(tokenizer), args_for(tmp_path / "m", max_steps=4), train_dataset=Rows(), processing_class=tokenizer)
+    mapped.train()
+    from_list = Trainer(make_model(tokenizer), args_for(tmp_path / "l", max_steps=4), train_dataset=rows, processing_class=tokenizer)
+    from_list.train()
+    assert losses(mapped) == losses(from_list)
+    streamed = Trainer(make_model(tokenizer), args_for(tmp_path / "s", max_steps=6), train_dataset=Stream(), processing_class=tokenizer)
+    assert streamed.train().global_step == 6  # 4 batches per pass: the stream is read again
+    with pytest.raises(ValueError, match="set TrainingArguments\\(max_steps=...\\)"):
+        Trainer(make_model(tokenizer), args_for(tmp_path / "x"), train_dataset=Stream(), processing_class=tokenizer).train()
+
+
 def test_token_classification_predict_pads_with_minus_100(tmp_path, tokenizer):
     rows = []
     for i in range(10):

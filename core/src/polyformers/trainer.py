@@ -433,7 +433,10 @@ class Trainer:
             self._load_model_from_checkpoint(checkpoint)
 
         dataloader = self.get_train_dataloader()
-        batches_per_epoch = len(dataloader) if hasattr(dataloader, "__len__") else None
+        try:
+            batches_per_epoch: int | None = len(dataloader)
+        except TypeError:  # an IterableDataset without __len__
+            batches_per_epoch = None
         if batches_per_epoch == 0:
             raise ValueError(
                 f"The training dataloader is empty: {len(self.train_dataset)} examples with batch size "
