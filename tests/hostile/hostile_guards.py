@@ -10,6 +10,7 @@ hook is installed once and records only while a test has switched recording on.
 
 from __future__ import annotations
 
+import pathlib
 import socket
 import sys
 
@@ -88,3 +89,23 @@ def imports_seen():
     finally:
         _stop(events)
 
+
+
+# --- the canary: a pickle that leaves a mark if unpickling runs code ----------------------------
+
+
+class TouchOnUnpickle:
+    """Unpickling this calls ``Path.touch(sentinel)``: the file appears only if code ran."""
+
+    def __init__(self, sentinel: pathlib.Path):
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.sentinel,))
+
+
+@pytest.fixture
+def sentinel(tmp_path):
+    path = tmp_path / "sentinel_written_by_attack"
+    yield path
+    assert not path.exists(), f"the hostile file ran code: {path} was created"

@@ -15,6 +15,7 @@ import sys
 import pytest
 import torch
 
+from hostile_guards import TouchOnUnpickle, sentinel  # noqa: F401  (a fixture)
 from polyformers import AutoConfig, AutoModel, AutoTokenizer
 from polyformers.errors import CheckpointError
 from polyformers_bert.configuration_bert import BertConfig
@@ -59,23 +60,6 @@ def tiny_config(**kwargs) -> BertConfig:
     )
 
 
-class _TouchOnUnpickle:
-    """Unpickling this calls ``Path.touch(sentinel)``: the file appears only if code ran."""
-
-    def __init__(self, sentinel: pathlib.Path):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.sentinel,))
-
-
-@pytest.fixture
-def sentinel(tmp_path):
-    path = tmp_path / "sentinel_written_by_attack"
-    yield path
-    assert not path.exists(), f"the hostile file ran code: {path} was created"
-
-
 @pytest.fixture
 def canary_module(tmp_path, monkeypatch, sentinel):
     """A module on sys.path that creates the sentinel when imported."""
@@ -103,7 +87,7 @@ def test_the_detectors_see_an_import(canary_module, imported_modules, sentinel):
 def write_pickle_checkpoint(directory: pathlib.Path, sentinel: pathlib.Path, fmt: str) -> None:
     directory.mkdir()
     tiny_config().save_pretrained(directory)
-    payload = {"embeddings.word_embeddings.weight": torch.zeros(len(VOCAB), 16), "evil": _TouchOnUnpickle(sentinel)}
+    payload = {"embeddings.word_embeddings.weight": torch.zeros(len(VOCAB), 16), "evil": TouchOnUnpickle(sentinel)}
     path = directory / "pytorch_model.bin"
     if fmt == "zip":
         torch.save(payload, path)  # the zip format torch.save writes since 1.6

@@ -30,28 +30,13 @@ import sys
 import pytest
 import torch
 
-from hostile_guards import code_events, connection_attempts, imports_seen  # noqa: F401  (fixtures)
+from hostile_guards import TouchOnUnpickle, code_events, connection_attempts, imports_seen, sentinel  # noqa: F401  (fixtures)
 from polyformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor, AutoTokenizer
 from polyformers.errors import CheckpointError, ConfigError
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]
 CTC_VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "A": 5}
 REPO = "attacker/evil-repo"
-
-
-class _TouchOnUnpickle:
-    def __init__(self, sentinel: pathlib.Path):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.sentinel,))
-
-
-@pytest.fixture
-def sentinel(tmp_path):
-    path = tmp_path / "sentinel_written_by_attack"
-    yield path
-    assert not path.exists(), f"the hostile file ran code: {path} was created"
 
 
 def ran_attack(events, sentinel: pathlib.Path) -> list:
@@ -64,11 +49,11 @@ def ran_attack(events, sentinel: pathlib.Path) -> list:
 
 
 def canary_pickle(sentinel: pathlib.Path) -> bytes:
-    return pickle.dumps({"state": {}, "evil": _TouchOnUnpickle(sentinel)}, protocol=2)
+    return pickle.dumps({"state": {}, "evil": TouchOnUnpickle(sentinel)}, protocol=2)
 
 
 def canary_torch_file(path: pathlib.Path, sentinel: pathlib.Path) -> None:
-    torch.save({"state": {}, "param_groups": [], "evil": _TouchOnUnpickle(sentinel)}, path)
+    torch.save({"state": {}, "param_groups": [], "evil": TouchOnUnpickle(sentinel)}, path)
 
 
 # --- Trainer checkpoints -----------------------------------------------------------------------
