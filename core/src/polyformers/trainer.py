@@ -430,7 +430,7 @@ class Trainer:
             self.model = self.model_init().to(args.device)
             self.callback_handler.model = self.model
         if checkpoint is not None:
-            self._load_model_from_checkpoint(checkpoint)
+            self._load_weights(checkpoint)
 
         dataloader = self.get_train_dataloader()
         try:
@@ -863,9 +863,6 @@ class Trainer:
                 f"The checkpoint {folder!r} does not match {type(model).__name__}: missing {missing[:5]}, unexpected "
                 f"{unexpected[:5]}. Resume with the model the checkpoint was trained with."
             )
-
-    def _load_model_from_checkpoint(self, checkpoint: str) -> None:
-        self._load_weights(checkpoint)
 
     def _load_training_state(self, checkpoint: str) -> None:
         self.state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME))

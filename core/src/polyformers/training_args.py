@@ -133,10 +133,8 @@ class TrainingArguments:
                 "fp16=True: polyformers' Trainer trains in float32 or with bfloat16 autocast. Use bf16=True "
                 "(CPUs with AVX-512 BF16 / AMX and Ampere+ GPUs run it natively)."
             )
-        if self.optim not in ("adamw_torch", "adamw_torch_fused", "sgd", "adafactor") and self.optim != "adamw_hf":
+        if self.optim not in ("adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd"):
             raise ValueError(f"optim={self.optim!r} is not supported; choose 'adamw_torch', 'adamw_torch_fused' or 'sgd', or pass optimizers=(optimizer, scheduler) to the Trainer.")
-        if self.optim == "adafactor":
-            raise ValueError("optim='adafactor' is not supported; use 'adamw_torch', or pass optimizers=(optimizer, scheduler).")
         if self.local_rank == -1:
             self.local_rank = _env_int("LOCAL_RANK", -1)
 
