@@ -10,12 +10,17 @@ timed interleaved (A, B, C, A, B, C...) in this process and the table gives medi
 - ``transformers``: Transformers' PyTorch model, fp32, ``inference_mode``;
 - ``ours plain``: our model without ``optimize_for_inference``;
 - ``ours fp32`` / ``ours bf16``: ``optimize_for_inference()`` / ``optimize_for_inference(torch.bfloat16)``;
-- ``onnxruntime``: only when ``onnxruntime`` (and ``onnx`` for the export) can be imported.
+- ``onnxruntime``: Transformers' model exported by torch's TorchScript exporter, run by ONNX Runtime's
+  CPU provider; only when ``onnxruntime`` and ``onnx`` can be imported (bench-only; not in any
+  requirements file: ``pip install onnx onnxruntime``).
 
 ``speed-up`` is Transformers' time / ours. ``GFLOP/s`` counts the model's matmul/conv/attention FLOPs
 (``torch.utils.flop_counter``); ``% peak`` divides it by the GEMM peak measured at the start of the
 same run (oneDNN fp32 for fp32 rows, oneDNN bf16 for bf16 rows, 1024 x 768 x 3072). ``max diff``
-is the largest difference to our plain fp32 model's output. The MiniLM rows time the
+is the largest difference to our plain fp32 model's output. Each model's line gives its **fp32 floor
+here**: its FLOPs at the best fp32 GEMM speed measured in this run, or reading its linear and convolution
+weights once at the memory bandwidth measured in this run (summing 256 MB), whichever is longer, and the largest
+speed-up over Transformers that an fp32 implementation could reach on this machine. The MiniLM rows time the
 feature-extraction pipeline (256 sentences, batch 32; pipelines optimise by default, so the
 ``ours plain`` row passes ``optimize_for_inference=False``) and report the cosine similarity
 between bf16 and fp32 sentence embeddings (mean pooling) over 320 sentences.
@@ -54,22 +59,39 @@ def timed(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: int = 
 
 
 def gemm_peaks(repeats: int) -> dict[str, float]:
-    """GFLOP/s of oneDNN's fp32 and bf16 GEMM (prepacked weight) and torch's default fp32 GEMM."""
+    """GFLOP/s of oneDNN's fp32 and bf16 GEMM (weight packed as optimize_for_inference packs it) and
+    torch's default fp32 GEMM; and the memory bandwidth (GB/s) of summing 256 MB."""
+    from polyformers.inference import _pack_linear_weight
+
     m, k, n = 1024, 768, 3072
     x = torch.randn(m, k)
     w = torch.randn(n, k) * 0.02
     b = torch.zeros(n)
-    w32, w16, x16, b16 = w.to_mkldnn(), w.bfloat16().to_mkldnn(), x.bfloat16(), b.bfloat16()
+    w32, w16, x16, b16 = _pack_linear_weight(w), _pack_linear_weight(w.bfloat16()), x.bfloat16(), b.bfloat16()
+    big = torch.randn(64 * 2**20)
     with torch.inference_mode():
         ms = timed(
             {
                 "default fp32": lambda: torch.nn.functional.linear(x, w, b),
                 "onednn fp32": lambda: torch.ops.mkldnn._linear_pointwise(x, w32, b, "none", [], ""),
                 "onednn bf16": lambda: torch.ops.mkldnn._linear_pointwise(x16, w16, b16, "none", [], ""),
+                "memory": big.sum,
             },
             repeats,
         )
-    return {name: 2 * m * k * n / (t / 1e3) / 1e9 for name, t in ms.items()}
+    peaks = {name: 2 * m * k * n / (t / 1e3) / 1e9 for name, t in ms.items() if name != "memory"}
+    peaks["memory GB/s"] = big.numel() * 4 / (ms["memory"] / 1e3) / 1e9
+    return peaks
+
+
+def fp32_floor_ms(row: dict[str, Any], peaks: dict[str, float]) -> float | None:
+    """The least time an fp32 forward can take here: its FLOPs at the best measured fp32 GEMM speed,
+    or reading its weights once at the measured memory bandwidth, whichever is longer."""
+    if not row.get("gflop"):
+        return None
+    compute = row["gflop"] / max(peaks["default fp32"], peaks["onednn fp32"])
+    memory = row["weight_bytes"] / 1e9 / peaks["memory GB/s"]
+    return 1e3 * max(compute, memory)
 
 
 def count_gflop(model: torch.nn.Module, inputs: dict[str, Any]) -> float:
@@ -114,21 +136,39 @@ def compare_models(name: str, theirs: Any, plain: Any, inputs: dict[str, Any], r
         }
         if onnx_session is not None:
             diffs["onnxruntime"] = float(abs(torch.from_numpy(onnx_session.run(None, feed)[0]) - reference).max())
-    return {"name": name, "ms": ms, "max_diff": diffs, "gflop": count_gflop(plain, inputs)}
+    # Weights every forward reads whole: linears and convolutions (not embedding tables).
+    dense = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+    weight_bytes = sum(p.numel() * p.element_size() for m in plain.modules() if isinstance(m, dense) for p in m.parameters())
+    return {"name": name, "ms": ms, "max_diff": diffs, "gflop": count_gflop(plain, inputs), "weight_bytes": weight_bytes}
+
+
+class Positional(torch.nn.Module):
+    """``model(**inputs)`` as a module of positional tensors returning one tensor, for the ONNX exporter."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return first_tensor(self.model(**dict(zip(self.names, tensors))))
 
 
 def onnx_session_for(model: torch.nn.Module, inputs: dict[str, torch.Tensor], directory: str) -> Any:
-    """An ONNX Runtime session of ``model``, or None when onnxruntime / the exporter is missing."""
+    """An ONNX Runtime session of ``model`` (exported by torch's TorchScript exporter), or None when
+    onnxruntime / onnx is missing or the export fails."""
     try:
+        import onnx  # noqa: F401  (the exporter needs it)
         import onnxruntime
     except ImportError:
         return None
     path = os.path.join(directory, "model.onnx")
+    names = list(inputs)
     try:
-        names = list(inputs)
-        torch.onnx.export(model, (), path, kwargs=dict(inputs), input_names=names, dynamo=False)
-    except Exception as error:  # noqa: BLE001  (the exporter's own dependencies may be missing)
-        print(f"(onnxruntime skipped: export failed: {type(error).__name__}: {str(error)[:120]})")
+        with torch.no_grad():
+            # eval(): the exporter restores the wrapper's mode afterwards, and a new module is in training mode
+            torch.onnx.export(Positional(model, names).eval(), tuple(inputs.values()), path, input_names=names, dynamo=False)
+    except Exception as error:  # noqa: BLE001  (the exporter's own limits)
+        print(f"(onnxruntime skipped: export failed: {type(error).__name__}: {str(error)[:160]})")
         return None
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
@@ -155,7 +195,7 @@ def bench_bert(repeats: int, layers: int, use_onnx: bool) -> list[dict[str, Any]
     return rows
 
 
-def bench_wav2vec2(repeats: int, seconds: float) -> list[dict[str, Any]]:
+def bench_wav2vec2(repeats: int, seconds: float, use_onnx: bool) -> list[dict[str, Any]]:
     import transformers
 
     import polyformers
@@ -165,11 +205,12 @@ def bench_wav2vec2(repeats: int, seconds: float) -> list[dict[str, Any]]:
         transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32)).save_pretrained(d)
         theirs = transformers.Wav2Vec2ForCTC.from_pretrained(d).eval()
         plain = polyformers.Wav2Vec2ForCTC.from_pretrained(d).eval()
-    audio = torch.randn(1, int(seconds * 16000), generator=torch.Generator().manual_seed(0)) * 0.1
-    return [compare_models(f"Wav2Vec2-base ForCTC, {seconds:g} s", theirs, plain, {"input_values": audio}, repeats)]
+        inputs = {"input_values": torch.randn(1, int(seconds * 16000), generator=torch.Generator().manual_seed(0)) * 0.1}
+        session = onnx_session_for(theirs, inputs, d) if use_onnx else None
+        return [compare_models(f"Wav2Vec2-base ForCTC, {seconds:g} s", theirs, plain, inputs, repeats, session)]
 
 
-def bench_detr(repeats: int, size: int) -> list[dict[str, Any]]:
+def bench_detr(repeats: int, size: int, use_onnx: bool) -> list[dict[str, Any]]:
     import transformers
 
     import polyformers
@@ -180,9 +221,9 @@ def bench_detr(repeats: int, size: int) -> list[dict[str, Any]]:
         transformers.DetrForObjectDetection(transformers.DetrConfig(backbone_config=backbone)).save_pretrained(d)
         theirs = transformers.DetrForObjectDetection.from_pretrained(d).eval()
         plain = polyformers.DetrForObjectDetection.from_pretrained(d).eval()
-    pixels = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-    row = compare_models(f"DETR-ResNet-50 {size}x{size}", theirs, plain, {"pixel_values": pixels}, repeats)
-    return [row]
+        inputs = {"pixel_values": torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))}
+        session = onnx_session_for(theirs, inputs, d) if use_onnx else None
+        return [compare_models(f"DETR-ResNet-50 {size}x{size}", theirs, plain, inputs, repeats, session)]
 
 
 def bench_minilm(repeats: int) -> list[dict[str, Any]]:
@@ -227,12 +268,18 @@ def bench_minilm(repeats: int) -> list[dict[str, Any]]:
 
 def report(rows: list[dict[str, Any]], peaks: dict[str, float]) -> list[str]:
     lines = [
-        f"GEMM peaks (1024x768x3072, GFLOP/s): torch default fp32 {peaks['default fp32']:.0f}, oneDNN fp32 {peaks['onednn fp32']:.0f}, oneDNN bf16 {peaks['onednn bf16']:.0f}",
+        f"GEMM peaks (1024x768x3072, GFLOP/s): torch default fp32 {peaks['default fp32']:.0f}, oneDNN fp32 {peaks['onednn fp32']:.0f}, "
+        f"oneDNN bf16 {peaks['onednn bf16']:.0f}; memory {peaks['memory GB/s']:.1f} GB/s",
         f"{'':52s} {'ms':>9s} {'speed-up':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'max diff':>9s}",
     ]
     for row in rows:
-        lines.append(row["name"] + (f"  ({row['gflop']:.1f} GFLOP)" if row["gflop"] else ""))
         base = row["ms"]["transformers"]
+        floor = fp32_floor_ms(row, peaks)
+        lines.append(
+            row["name"]
+            + (f"  ({row['gflop']:.1f} GFLOP, {row['weight_bytes'] / 1e6:.0f} MB of linear/conv weights)" if row["gflop"] else "")
+            + (f"; fp32 floor here {floor:.1f} ms = at most {base / floor:.2f}x" if floor else "")
+        )
         for name, ms in row["ms"].items():
             gflops = row["gflop"] / (ms / 1e3) if row["gflop"] else None
             peak = peaks["onednn bf16" if "bf16" in name else "onednn fp32"]
@@ -283,9 +330,9 @@ def main() -> None:
     if "minilm" in only:
         rows += bench_minilm(repeats)
     if "wav2vec2" in only:
-        rows += bench_wav2vec2(repeats, 2.0 if args.quick else 10.0)
+        rows += bench_wav2vec2(repeats, 2.0 if args.quick else 10.0, use_onnx)
     if "detr" in only:
-        rows += bench_detr(repeats, 400 if args.quick else 800)
+        rows += bench_detr(repeats, 400 if args.quick else 800, use_onnx)
     print("\n".join(report(rows, peaks)))
     if args.json:
         with open(args.json, "w") as f:

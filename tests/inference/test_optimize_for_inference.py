@@ -233,6 +233,7 @@ def test_repacks_when_weights_change() -> None:
     with torch.no_grad():
         for model in (plain, fast):
             model.bert.encoder.layer[0].intermediate.dense.weight.mul_(1.5)  # in place: _version moves
+            model.bert.encoder.layer[1].attention.self.key.bias.add_(0.5)  # one member of a shared-input group
             model.classifier.weight = nn.Parameter(model.classifier.weight * 2)  # replaced: data_ptr moves
     with torch.inference_mode():
         assert (fast(**inputs).logits - plain(**inputs).logits).abs().max() < FP32_TOL
@@ -310,6 +311,74 @@ def test_wrong_declaration_raises() -> None:
     model = inference.optimize_for_inference(Block().eval(), backend="onednn")
     with torch.no_grad(), pytest.raises(RuntimeError, match="Block declares that Linear is followed by"):
         model(torch.randn(2, 4))
+
+
+def linear_calls(model: nn.Module, inputs: dict[str, torch.Tensor]) -> int:
+    from torch.profiler import profile
+
+    with torch.inference_mode(), profile() as prof:
+        model(**inputs)
+    return sum(e.count for e in prof.key_averages() if e.key == "mkldnn::_linear_pointwise")
+
+
+def groups(model: nn.Module) -> list:
+    return [g for m in model.modules() for s in m.__dict__.get("_pf_inference", []) if isinstance(s, inference._Scope) for g in s.groups]
+
+
+def test_query_key_value_run_as_one_gemm() -> None:
+    model = tiny_bert_classifier().optimize_for_inference(backend="onednn")
+    inputs = bert_inputs(type(model))
+    assert len(groups(model)) == 2
+    assert linear_calls(model, inputs) == 2 * 4 + 2  # per layer: q/k/v, attention output, intermediate, output
+    assert not any(g.split for g in groups(model))
+    attention = model.bert.encoder.layer[0].attention.self
+    x = torch.randn(2, 5, 32)
+    with torch.inference_mode():  # outside its attention's forward, a member runs alone
+        assert (attention.key(x) - nn.functional.linear(x, attention.key.weight, attention.key.bias)).abs().max() < FP32_TOL
+
+
+def test_cross_attention_group_falls_back_to_separate_linears() -> None:
+    from polyformers import BertModel
+
+    torch.manual_seed(0)
+    plain = BertModel(bert_config(is_decoder=True, add_cross_attention=True)).eval()
+    fast = copy.deepcopy(plain).optimize_for_inference(backend="onednn")
+    inputs = {**bert_inputs(BertModel), "encoder_hidden_states": torch.randn(2, 4, 32)}
+    with torch.inference_mode():
+        expected = plain(**inputs).last_hidden_state
+        for _ in range(2):  # the first call finds out, the second runs the fallback
+            assert (fast(**inputs).last_hidden_state - expected).abs().max() < FP32_TOL
+    split = {g.module is layer.crossattention.self for layer in fast.encoder.layer for g in groups(layer) if g.split}
+    assert split == {True}  # only the cross-attentions gave up
+    assert len(groups(fast)) == 4
+
+
+def test_shared_input_declared_for_a_custom_module() -> None:
+    class Twin(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(6, 3), nn.Linear(6, 5, bias=False), nn.Linear(6, 2)
+
+        def forward(self, x, other=None):
+            return torch.cat([self.a(x), self.b(x if other is None else other), self.c(x)], -1)
+
+    inference.register_shared_input(Twin, [("a", "b", "c")])
+    plain = Twin().eval()
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        expected, expected_other = plain(x), plain(x, x + 1)
+        fast = inference.optimize_for_inference(copy.deepcopy(plain), backend="onednn")
+        assert (fast(x) - expected).abs().max() < FP32_TOL and not groups(fast)[0].split
+        assert (fast(x, x + 1) - expected_other).abs().max() < FP32_TOL and groups(fast)[0].split
+        assert (fast(x) - expected).abs().max() < FP32_TOL
+
+
+def test_model_built_under_inference_mode() -> None:
+    with torch.inference_mode():  # its parameters are inference tensors, without version counters
+        plain = tiny_bert_classifier()
+        fast = copy.deepcopy(plain).optimize_for_inference(backend="onednn")
+        inputs = bert_inputs(type(plain))
+        assert (fast(**inputs).logits - plain(**inputs).logits).abs().max() < FP32_TOL
 
 
 def test_direct_call_of_a_fused_linear_is_not_activated() -> None:

@@ -11,7 +11,7 @@ same thing as the plain one would, and otherwise calls the plain ``forward``:
 - the module is in eval mode (its declared followers too) and no gradient is needed
   (``torch.no_grad()`` / ``torch.inference_mode()``, or neither the input nor the weight requires
   grad), on CPU, with a float32 (or, in bf16 mode, bfloat16) input;
-- the packed copy of the weight is made on first use, kept outside the state dict, and made again
+- the packed copy of the weight (in oneDNN's blocked layout) is made on first use, kept outside the state dict, and made again
   whenever the weight (or a folded norm's buffers) changed: ``_version`` and ``data_ptr`` of every
   tensor it was made from are compared at each call.
 
@@ -31,6 +31,12 @@ While the declaring module's forward runs, its leader applies the followers itse
 hands that exact tensor through unchanged. A follower that never sees the leader's output (a wrong
 declaration) raises an error naming the module, rather than computing something else. Classes of
 core layers, and code outside plugins, declare with :func:`register_fusions`.
+
+**Shared inputs** are declared too: ``_inference_shared_input = (("query", "key", "value"),)`` says
+the module's forward calls these linears on one and the same input tensor; they then run as one GEMM
+over their stacked weights (see :class:`_Group`; where the declaration does not hold for an
+instance, e.g. cross-attention, it finds out on the first call and runs them separately).
+:func:`register_shared_input` declares for classes that cannot carry the attribute.
 
 **Which GEMM**: ``backend="auto"`` (the default) times torch's default fp32 GEMM (MKL) and oneDNN's
 at one transformer-sized shape, once per process (:func:`gemm_calibration`), and prepacks linears
@@ -66,7 +72,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GemmCalibration", "bf16_supported", "gemm_calibration", "is_optimized", "optimize_for_inference", "register_fusions", "restore"]
+__all__ = ["GemmCalibration", "bf16_supported", "gemm_calibration", "is_optimized", "optimize_for_inference", "register_fusions", "register_shared_input", "restore"]
 
 BACKENDS = ("auto", "onednn", "default")
 _STATE = "_pf_inference"  # instance attribute: the module's states (a list); never a buffer or parameter
@@ -105,7 +111,7 @@ def gemm_calibration(m: int = 512, k: int = 768, n: int = 768, repeats: int = 7)
     x = torch.randn(m, k, generator=gen)
     weight = torch.randn(n, k, generator=gen) * 0.02
     bias = torch.zeros(n)
-    packed = weight.to_mkldnn()
+    packed = _pack_linear_weight(weight)
     candidates = {
         "default": lambda: F.linear(x, weight, bias),
         "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], ""),
@@ -152,6 +158,24 @@ def _declared_fusions(module: nn.Module) -> tuple[tuple[str, ...], ...]:
             return _REGISTERED_FUSIONS[cls]
         if "_inference_fusions" in vars(cls):
             return tuple(tuple(chain) for chain in vars(cls)["_inference_fusions"])
+    return ()
+
+
+_REGISTERED_SHARED_INPUTS: dict[type, tuple[tuple[str, ...], ...]] = {}
+
+
+def register_shared_input(cls: type, groups: Iterable[Iterable[str]]) -> None:
+    """Declare linears that ``cls.forward`` calls on one and the same input tensor (same format as
+    the ``_inference_shared_input`` class attribute), e.g. ``[("query", "key", "value")]``."""
+    _REGISTERED_SHARED_INPUTS[cls] = tuple(tuple(group) for group in groups)
+
+
+def _declared_shared_inputs(module: nn.Module) -> tuple[tuple[str, ...], ...]:
+    for cls in type(module).__mro__:
+        if cls in _REGISTERED_SHARED_INPUTS:
+            return _REGISTERED_SHARED_INPUTS[cls]
+        if "_inference_shared_input" in vars(cls):
+            return tuple(tuple(group) for group in vars(cls)["_inference_shared_input"])
     return ()
 
 
@@ -251,6 +275,12 @@ def _armed() -> dict[int, list]:
 # --- the per-module states -----------------------------------------------------------------------------
 
 
+def _tensors_key(tensors: Iterable[torch.Tensor]) -> tuple:
+    """Changes when any tensor is modified in place or replaced. Tensors made under
+    ``torch.inference_mode`` have no version counter: for them only replacement is seen."""
+    return tuple((-1 if t.is_inference() else t._version, t.data_ptr()) for t in tensors)
+
+
 class _ModuleState:
     """What an optimised module holds besides its parameters: never in the state dict, not pickled as tensors."""
 
@@ -276,25 +306,33 @@ class _Leader(_ModuleState):
         self.packed: torch.Tensor | None = None
         self.packed_bias: torch.Tensor | None = None
         self.key: tuple | None = None
+        self.group: _Group | None = None  # linears only: the shared-input group it belongs to
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The module's parameters (not module.weight: a parametrized weight is computed on access)."""
+        module = self.module
+        if module._modules:  # parametrizations hold the originals
+            return list(module.parameters())
+        return [p for p in module._parameters.values() if p is not None]
 
     def usable(self, x: torch.Tensor) -> bool:
         module = self.module
         if module.training or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16 if self.bf16 else torch.float32):
             return False
-        params = list(module.parameters())  # not module.weight: a parametrized weight is computed on access
+        params = self.parameters()
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
             return False
         return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
 
     def sources(self) -> list[torch.Tensor]:
         """Every tensor the packed weight is made from (parametrizations' originals included)."""
-        tensors = list(self.module.parameters())
+        tensors = self.parameters()
         if self.norm is not None:
             tensors += self.norm.tensors()
         return tensors
 
     def current_key(self) -> tuple:
-        return tuple((t._version, t.data_ptr()) for t in self.sources())
+        return _tensors_key(self.sources())
 
     def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         weight = self.module.weight.detach()
@@ -323,6 +361,8 @@ class _Leader(_ModuleState):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.usable(x) or any(f.training for f in self.followers):
             return self.plain_forward(x)
+        if self.group is not None and (y := self.group.take(self, x)) is not None:
+            return y
         self.ensure_packed(x)
         entry = _armed().get(id(self)) if self.followers else None
         # Inside a bf16 model's forward, outputs stay bf16 (autocast reconciles dtypes downstream);
@@ -341,9 +381,15 @@ class _Leader(_ModuleState):
         return y
 
 
+def _pack_linear_weight(weight: torch.Tensor) -> torch.Tensor:
+    """oneDNN's own blocked layout for the weight: up to 1.5x faster than a plain one at small
+    batches (BERT-base's shapes at 16 tokens: fp32 90 -> 126 GFLOP/s, bf16 204 -> 300)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), None)
+
+
 class _LinearLeader(_Leader):
     def pack(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return weight.to_mkldnn()
+        return _pack_linear_weight(weight)
 
     def run(self, x: torch.Tensor, post_op: tuple[str, list, str]) -> torch.Tensor:
         attr, scalars, algorithm = post_op
@@ -398,6 +444,67 @@ class _ConvLeader(_Leader):
         return y.squeeze(2) if self.dims == 1 else y
 
 
+class _Group(_ModuleState):
+    """Linears that their module's forward calls on one input tensor (``_inference_shared_input``).
+
+    The first of them called computes all their outputs in one GEMM with the weights stacked (one
+    wide GEMM runs faster than several narrow ones: BERT-base's query/key/value in bf16 on 8 x 128
+    tokens, 10.2 -> 4.9 ms) and keeps the others' columns; a sibling called on that same tensor
+    object, within the same forward of the declaring module, gets them (column slices of one tensor,
+    not contiguous). A sibling called on another tensor, or never called, means the declaration does
+    not hold for this instance (cross-attention, cached keys): its outputs are dropped and the group
+    runs as separate linears from then on.
+    """
+
+    _cache_fields = ("packed", "packed_bias", "key")
+
+    def __init__(self, module: nn.Module, members: list[_LinearLeader]) -> None:
+        self.module = module  # the declaring module
+        self.members = members
+        self.dtype = members[0].dtype
+        self.sizes = [member.module.out_features for member in members]
+        self.split = False
+        self.packed: torch.Tensor | None = None
+        self.packed_bias: torch.Tensor | None = None
+        self.key: tuple | None = None
+
+    def ensure_packed(self) -> None:
+        key = tuple(member.current_key() for member in self.members)
+        if key != self.key:
+            with torch.no_grad():
+                weights, biases = zip(*(member.weight_and_bias() for member in self.members))
+                self.packed = _pack_linear_weight(torch.cat(weights).to(self.dtype))
+                self.packed_bias = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in zip(weights, biases)]).to(self.dtype)
+            self.key = key
+
+    def give_up(self, why: str) -> None:
+        self.split = True
+        logger.debug("%s: %s; its linears run separately from now on.", _describe(self.module), why)
+
+    def take(self, member: _LinearLeader, x: torch.Tensor) -> torch.Tensor | None:
+        """``member``'s output on ``x`` from the shared GEMM, or None: ``member`` runs alone."""
+        entry = _armed().get(id(self))
+        if entry is None or self.split:
+            return None
+        source, pending = entry
+        if source is x and id(member) in pending:
+            return pending.pop(id(member))
+        if pending:
+            pending.clear()
+            self.give_up(f"{_describe(member.module)} was called on another input than its siblings")
+            return None
+        if any(m.module.training for m in self.members):
+            return None
+        self.ensure_packed()
+        y = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.packed, self.packed_bias, "none", [], "")
+        if not getattr(_local, "low_precision", False):
+            y = y.to(x.dtype)
+        outputs = dict(zip((id(m) for m in self.members), y.split(self.sizes, dim=-1)))
+        own = outputs.pop(id(member))
+        entry[0], entry[1] = x, outputs
+        return own
+
+
 class _Follower(_ModuleState):
     """An activation or norm that hands its leader's fused output through unchanged."""
 
@@ -416,30 +523,37 @@ class _Follower(_ModuleState):
 
 
 class _Scope(_ModuleState):
-    """The module declaring fusions: arms its leaders while its own forward runs."""
+    """The module declaring fusions or shared inputs: arms its leaders and groups while its own forward runs."""
 
-    def __init__(self, module: nn.Module, leaders: list[_Leader]) -> None:
+    def __init__(self, module: nn.Module, leaders: list[_Leader], groups: list[_Group]) -> None:
         self.module = module
         self.leaders = leaders
+        self.groups = groups
         self.plain_forward = type(module).forward.__get__(module)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         armed = _armed()
-        keys = [id(leader) for leader in self.leaders if id(leader) not in armed]
-        for key in keys:
+        leader_keys = [id(leader) for leader in self.leaders if id(leader) not in armed]
+        group_keys = [id(group) for group in self.groups if id(group) not in armed]
+        for key in leader_keys:
             armed[key] = [None, 0]
+        for key in group_keys:
+            armed[key] = [None, {}]
         try:
             output = self.plain_forward(*args, **kwargs)
-            for leader, key in zip(self.leaders, [id(leader) for leader in self.leaders]):
-                if key in keys and armed[key][1]:
+            for leader in self.leaders:
+                if id(leader) in leader_keys and armed[id(leader)][1]:
                     raise RuntimeError(
                         f"{_describe(self.module)} declares that {_describe(leader.module)} is followed by "
                         f"{[_describe(f) for f in leader.followers]}, but its forward did not apply them to that output; "
                         f"fix {type(self.module).__name__}._inference_fusions (or register_fusions)."
                     )
+            for group in self.groups:
+                if id(group) in group_keys and armed[id(group)][1]:
+                    group.give_up("a linear declared in _inference_shared_input was not called")
             return output
         finally:
-            for key in keys:
+            for key in leader_keys + group_keys:
                 del armed[key]
 
 
@@ -546,6 +660,7 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype | None = None, b
         leader_of(module)
     followers: dict[int, _Follower] = {}
     scopes: list[_Scope] = []
+    grouped: set[int] = set()
     for scope_module in model.modules():
         chains = _declared_fusions(scope_module) or _sequential_fusions(scope_module)
         fused = []
@@ -569,8 +684,9 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype | None = None, b
                 followers[id(follower)] = _Follower(follower, leader, len(leader.followers))
             if leader.followers:
                 fused.append(leader)
-        if fused:
-            scopes.append(_Scope(scope_module, fused))
+        groups = [group for names in _declared_shared_inputs(scope_module) if (group := _group_of(scope_module, names, leader_of, grouped))]
+        if fused or groups:
+            scopes.append(_Scope(scope_module, fused, groups))
 
     for state in [*leaders.values(), *followers.values(), *scopes]:
         _install(state.module, state)
@@ -579,6 +695,25 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype | None = None, b
     model.__dict__[_PLAN] = plan  # for idempotence
     logger.info("optimize_for_inference: %d linears/convs prepacked (%s), %d fused followers", len(leaders), linear_backend, len(followers))
     return model
+
+
+def _group_of(scope_module: nn.Module, names: tuple[str, ...], leader_of: Any, grouped: set[int]) -> _Group | None:
+    """The shared-input group of ``names`` under ``scope_module``, or None where it cannot be formed
+    (a linear not packed here, already fused or grouped, or of another input size)."""
+    members = []
+    for name in names:
+        module = getattr(scope_module, name, None)
+        leader = leader_of(module) if isinstance(module, nn.Module) else None
+        if not isinstance(leader, _LinearLeader) or leader.followers or id(leader) in grouped:
+            return None
+        members.append(leader)
+    if len(members) < 2 or len({m.module.in_features for m in members}) != 1:
+        return None
+    group = _Group(scope_module, members)
+    for member in members:
+        member.group = group
+        grouped.add(id(member))
+    return group
 
 
 def _install(module: nn.Module, state: _ModuleState) -> None:

@@ -80,6 +80,7 @@ class BertSelfAttention(nn.Module):
     Uses ``scaled_dot_product_attention`` when it computes the same thing (absolute positions, no
     attention probabilities or head mask requested); the eager path does everything else.
     """
+    _inference_shared_input = (("query", "key", "value"),)  # forward calls them on one input (polyformers.inference)
 
     def __init__(self, config: BertConfig, position_embedding_type: str | None = None):
         super().__init__()

@@ -156,6 +156,7 @@ def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tenso
 
 class DetrAttention(nn.Module):
     """Multi-head attention where position embeddings are added to queries and keys, never to values."""
+    _inference_shared_input = (("q_proj", "k_proj"),)  # self-attention calls them on one input (polyformers.inference)
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -181,10 +182,11 @@ class DetrAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Self-attention, or cross-attention to ``key_value_states`` (keys get ``key_position_embeddings``)."""
         batch_size, q_len, _ = hidden_states.shape
-        if key_value_states is None:  # self-attention: the queries' embeddings go on the keys too
-            key_value_states, key_position_embeddings = hidden_states, position_embeddings
         query_input = hidden_states if position_embeddings is None else hidden_states + position_embeddings
-        key_input = key_value_states if key_position_embeddings is None else key_value_states + key_position_embeddings
+        if key_value_states is None:  # self-attention: keys are computed from the queries' input
+            key_value_states, key_input = hidden_states, query_input
+        else:
+            key_input = key_value_states if key_position_embeddings is None else key_value_states + key_position_embeddings
 
         def heads(x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, nh, T, hd)
             return x.view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)

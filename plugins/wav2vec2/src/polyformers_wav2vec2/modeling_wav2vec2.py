@@ -231,6 +231,7 @@ class Wav2Vec2PositionalConvEmbedding(nn.Module):
 
 class Wav2Vec2Attention(nn.Module):
     """Multi-head self-attention; ``scaled_dot_product_attention`` unless probabilities are requested."""
+    _inference_shared_input = (("q_proj", "k_proj", "v_proj"),)  # forward calls them on one input (polyformers.inference)
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__()
