@@ -152,12 +152,13 @@ def register_fusions(cls: type, fusions: Iterable[Iterable[str]]) -> None:
     _REGISTERED_FUSIONS[cls] = tuple(tuple(chain) for chain in fusions)
 
 
-def _declared_fusions(module: nn.Module) -> tuple[tuple[str, ...], ...]:
+def _declared(module: nn.Module, attribute: str, registered: dict[type, tuple[tuple[str, ...], ...]]) -> tuple[tuple[str, ...], ...]:
+    """What the class of ``module`` (or its nearest base) declares: by registration or by ``attribute``."""
     for cls in type(module).__mro__:
-        if cls in _REGISTERED_FUSIONS:
-            return _REGISTERED_FUSIONS[cls]
-        if "_inference_fusions" in vars(cls):
-            return tuple(tuple(chain) for chain in vars(cls)["_inference_fusions"])
+        if cls in registered:
+            return registered[cls]
+        if attribute in vars(cls):
+            return tuple(tuple(names) for names in vars(cls)[attribute])
     return ()
 
 
@@ -168,15 +169,6 @@ def register_shared_input(cls: type, groups: Iterable[Iterable[str]]) -> None:
     """Declare linears that ``cls.forward`` calls on one and the same input tensor (same format as
     the ``_inference_shared_input`` class attribute), e.g. ``[("query", "key", "value")]``."""
     _REGISTERED_SHARED_INPUTS[cls] = tuple(tuple(group) for group in groups)
-
-
-def _declared_shared_inputs(module: nn.Module) -> tuple[tuple[str, ...], ...]:
-    for cls in type(module).__mro__:
-        if cls in _REGISTERED_SHARED_INPUTS:
-            return _REGISTERED_SHARED_INPUTS[cls]
-        if "_inference_shared_input" in vars(cls):
-            return tuple(tuple(group) for group in vars(cls)["_inference_shared_input"])
-    return ()
 
 
 def _register_core_layers() -> None:
@@ -662,7 +654,7 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype | None = None, b
     scopes: list[_Scope] = []
     grouped: set[int] = set()
     for scope_module in model.modules():
-        chains = _declared_fusions(scope_module) or _sequential_fusions(scope_module)
+        chains = _declared(scope_module, "_inference_fusions", _REGISTERED_FUSIONS) or _sequential_fusions(scope_module)
         fused = []
         for leader_name, *follower_names in chains:
             leader = leader_of(scope_module.get_submodule(leader_name))
@@ -684,7 +676,7 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype | None = None, b
                 followers[id(follower)] = _Follower(follower, leader, len(leader.followers))
             if leader.followers:
                 fused.append(leader)
-        groups = [group for names in _declared_shared_inputs(scope_module) if (group := _group_of(scope_module, names, leader_of, grouped))]
+        groups = [group for names in _declared(scope_module, "_inference_shared_input", _REGISTERED_SHARED_INPUTS) if (group := _group_of(scope_module, names, leader_of, grouped))]
         if fused or groups:
             scopes.append(_Scope(scope_module, fused, groups))
 
