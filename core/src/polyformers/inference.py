@@ -11,9 +11,9 @@ same thing as the plain one would, and otherwise calls the plain ``forward``:
 - the module is in eval mode (its declared followers too) and no gradient is needed
   (``torch.no_grad()`` / ``torch.inference_mode()``, or neither the input nor the weight requires
   grad), on CPU, with a float32 (or, in bf16 mode, bfloat16) input;
-- the packed copy of the weight (in oneDNN's blocked layout) is made on first use, kept outside the state dict, and made again
-  whenever the weight (or a folded norm's buffers) changed: ``_version`` and ``data_ptr`` of every
-  tensor it was made from are compared at each call.
+- the packed copy of the weight (in oneDNN's blocked layout) is made on first use, kept outside the
+  state dict, and made again whenever the weight (or a folded norm's buffers) changed: ``_version``
+  and ``data_ptr`` of every tensor it was made from are compared at each call.
 
 The fast path calls oneDNN directly on ordinary dense tensors (``torch.ops.mkldnn._linear_pointwise``,
 ``_convolution_pointwise``), so activations are never converted to or from oneDNN's own layout.
