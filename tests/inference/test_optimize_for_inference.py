@@ -284,6 +284,18 @@ def test_backend_choice() -> None:
         tiny_bert_classifier().optimize_for_inference(torch.float16)
 
 
+def test_fp32_conv1d_goes_to_onednn_only_when_grouped() -> None:
+    from polyformers import Wav2Vec2Model
+
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(wav2vec2_config()).eval().optimize_for_inference(backend="default")
+    packed = {type(s.module).__name__: s for s in packed_states(model) if isinstance(s, inference._ConvLeader)}
+    assert set(packed) == {"ParametrizedConv1d"} and packed["ParametrizedConv1d"].module.groups == 2  # the positional conv
+    inputs = wav2vec2_inputs(Wav2Vec2Model)
+    with torch.inference_mode():
+        assert (model(**inputs).last_hidden_state - inference.restore(copy.deepcopy(model))(**inputs).last_hidden_state).abs().max() < FP32_TOL
+
+
 def test_gelu_is_fused_into_the_linear() -> None:
     model = tiny_bert_classifier().optimize_for_inference(backend="onednn")
     intermediate = model.bert.encoder.layer[0].intermediate
