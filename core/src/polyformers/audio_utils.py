@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AudioInputError
+from .errors import AudioInputError, short_repr
 
 __all__ = ["read_audio", "resample", "to_mono", "check_waveform"]
 
@@ -67,12 +67,6 @@ def read_audio(source: str | os.PathLike | bytes, *, name: str | None = None) ->
         raise AudioInputError(f"{label} holds no samples (0 frames). Pass a recording with sound in it.")
     waveform = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(waveform, dtype=np.float32), int(sampling_rate)
-
-
-def short_repr(value: Any, limit: int = 200) -> str:
-    """``repr(value)``, cut to ``limit`` characters: error messages must not echo a megabyte "path" back."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
 def to_mono(waveform: Any, *, name: str = "inputs") -> np.ndarray:

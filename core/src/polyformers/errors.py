@@ -7,6 +7,8 @@ so code written against Transformers keeps working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PolyformersError(Exception):
     """Base class of every error raised by polyformers itself."""
@@ -82,3 +84,9 @@ class ImageInputError(PolyformersError, ValueError):
 
     The message names the input (a file path or the argument) and says how to fix it.
     """
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: error messages must not echo a megabyte "path" back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} characters)"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageInputError
+from .errors import ImageInputError, short_repr
 
 IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
@@ -96,7 +96,7 @@ def load_image(image: str | os.PathLike | Any, max_pixels: int | None = DEFAULT_
             f"to the image processor directly."
         )
     path = os.fspath(image)
-    shown = repr(path) if len(path) <= 200 else f"{path[:170]!r}... ({len(path)} characters)"  # never echo a huge string back
+    shown = short_repr(path)
     if path.startswith(("http://", "https://")):
         raise ImageInputError(f"load_image does not download ({shown}); download the file and pass its path.")
     if not os.path.isfile(path):

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio_utils import check_waveform, read_audio, resample, short_repr, to_mono
-from ..errors import AudioInputError
+from ..audio_utils import check_waveform, read_audio, resample, to_mono
+from ..errors import AudioInputError, short_repr
 from .base import Pipeline, _describe
 
 MAX_UNCHUNKED_DURATION_S = 600.0
@@ -74,13 +74,15 @@ class AudioPipeline(Pipeline):
 
     def _check_duration(self, samples: int, rate: Any, name: str, max_duration_s: float | None) -> None:
         """Refuse audio sampled below MIN_SAMPLING_RATE, or longer than ``max_duration_s`` (None: no limit)."""
-        if isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool) and 0 < rate < MIN_SAMPLING_RATE:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not rate > 0:
+            return  # a missing or bad rate is reported by resample()
+        if rate < MIN_SAMPLING_RATE:
             raise AudioInputError(
                 f"{name} is sampled at {rate} Hz, below the {MIN_SAMPLING_RATE} Hz this pipeline accepts (the model runs at "
                 f"{self.sampling_rate} Hz). Pass 'sampling_rate' in Hz (samples per second), e.g. {{'raw': audio, 'sampling_rate': 16000}}."
             )
-        if max_duration_s is None or not isinstance(rate, (int, float, np.integer, np.floating)) or isinstance(rate, bool) or not rate > 0:
-            return  # a bad rate is reported by resample()
+        if max_duration_s is None:
+            return
         seconds = samples / float(rate)
         if seconds > max_duration_s:
             fix = "pass chunk_length_s=30 to transcribe it in 30 s windows (any length, linear time)" if self.chunked else "cut it into shorter clips"
