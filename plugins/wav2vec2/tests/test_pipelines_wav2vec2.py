@@ -157,7 +157,9 @@ def test_audio_classification_equals_transformers(tmp_path, speech):
     for call in ({}, {"top_k": 2}, {"top_k": 9}, {"function_to_apply": "sigmoid"}, {"function_to_apply": "none", "top_k": 1}):
         result, expected = ours(speech.copy(), **call), theirs(speech.copy(), **call)
         assert [r["label"] for r in result] == [e["label"] for e in expected]
-        np.testing.assert_allclose([r["score"] for r in result], [e["score"] for e in expected], atol=1e-6)
+        # rtol: with function_to_apply="none" the scores are logits (~22 here); the pipeline runs the
+        # optimised path (oneDNN's grouped conv), which agrees with torch's to fp32 rounding (~3e-7 relative).
+        np.testing.assert_allclose([r["score"] for r in result], [e["score"] for e in expected], rtol=1e-5, atol=1e-6)
     assert len(ours(str(SPEECH), top_k=3)) == 3
     with pytest.raises(ValueError, match="function_to_apply"):
         ours(speech, function_to_apply="relu")
